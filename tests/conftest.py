@@ -1,0 +1,38 @@
+"""Shared fixtures. Tests that need ../shared/data skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOPDOWN_NO_PROGRESS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TOPDOWN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _shared(sub: str) -> Path:
+    path = SHARED_DATA / sub
+    if not path.exists():
+        pytest.skip(f"real data '{path}' is absent (a fresh clone has no ../shared/data)")
+    return path
+
+
+@pytest.fixture
+def visium_outs() -> Path:
+    """Space Ranger outs of the real 10x Visium adult mouse brain section."""
+    return _shared("visium_mouse_brain_v1/outs")
+
+
+@pytest.fixture
+def merfish_mini() -> Path:
+    """The real Vizgen MERFISH mouse brain mini crop (GiottoData layout)."""
+    return _shared("merfish_mouse_brain_mini")
+
+
+@pytest.fixture
+def prostate_visium() -> Path:
+    """Real 10x Visium prostate, one normal and one cancer section (no images)."""
+    return _shared("visium_prostate_normal_vs_cancer")

@@ -1,0 +1,23 @@
+"""Segmentation: a U-Net trained on simulations only, applied to real tissue images.
+
+Examples
+--------
+>>> import topdown as td
+>>> model = td.seg.load("mouse_brain_coronal")  # doctest: +SKIP
+>>> rmap = td.seg.segment("tissue_lowres_image.png", model, pixel_size_um=17.6)  # doctest: +SKIP
+>>> rmap.to_geodataframe().head()  # doctest: +SKIP
+"""
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "RegionMap": ".regionmap",
+    "SegModel": ".model",
+    "train": ".train",
+    "load": ".checkpoint",
+    "save": ".checkpoint",
+    "available_models": ".checkpoint",
+    "segment": ".infer",
+    "evaluate": ".evaluate",
+    "finetune": ".finetune",
+})
