@@ -1,0 +1,230 @@
+"""Checkpoint I/O: safetensors weights + JSON metadata, never pickle.
+
+A checkpoint is one safetensors file (whatever its extension, e.g. ``brain.pt``) whose
+header metadata holds the model config as JSON under the key ``"topdown"``; a readable
+copy of that JSON is written next to it (``brain.json``). Shipped weights live in
+``topdown/seg/weights/<name>.safetensors`` (+ ``<name>.json``).
+
+Training state for ``--resume`` (optimizer moments, epoch, history) is a second
+safetensors file, ``<checkpoint>.state.safetensors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .._files import atomic_path, atomic_write_text, output_file
+from ..errors import DataFileError, InputError
+from .model import SegModel
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+_KEY = "topdown"
+
+
+def available_models() -> list[str]:
+    """Names of the shipped pretrained models.
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> isinstance(td.seg.available_models(), list)
+    True
+    """
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def sidecar_json(path: str | os.PathLike) -> Path:
+    """The readable metadata file written next to a checkpoint."""
+    p = Path(path)
+    return p.with_suffix(".json") if p.suffix else p.with_name(p.name + ".json")
+
+
+def state_path(path: str | os.PathLike) -> Path:
+    """The resumable training-state file belonging to a checkpoint."""
+    p = Path(path)
+    return p.with_name(p.name + ".state.safetensors")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save(model: SegModel, path: str | os.PathLike, *, half: bool = True) -> Path:
+    """Write ``model`` to ``path`` (safetensors) and its metadata to a JSON sidecar, atomically.
+
+    Parameters
+    ----------
+    model
+        The model to save.
+    path
+        Output file; the format is safetensors whatever the extension.
+    half
+        Store float weights as float16 (half the size; loaded back as float32).
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> model = td.seg.SegModel(["a", "b"], pixel_size_um=4.0)
+    >>> td.seg.save(model, "/tmp/m.pt")  # doctest: +SKIP
+    """
+    from safetensors.torch import save_file
+
+    path = output_file(path)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if half and v.is_floating_point():
+            v = v.half()
+        tensors[k] = v.contiguous()
+    cfg = model.config()
+    meta = {_KEY: json.dumps(cfg)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    atomic_write_text(sidecar_json(path), json.dumps(cfg, indent=2) + "\n")
+    model.weights_sha256 = file_sha256(path)
+    return path
+
+
+def _read(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise DataFileError(
+            f"'{path}' is not a readable topdown checkpoint (safetensors expected: {exc}). "
+            "Give a file written by `topdown train` / td.seg.save, or a shipped model name."
+        ) from exc
+    if _KEY in header:
+        cfg = json.loads(header[_KEY])
+    elif sidecar_json(path).exists():
+        cfg = json.loads(sidecar_json(path).read_text())
+    else:
+        raise DataFileError(f"'{path}' has no topdown metadata (and no '{sidecar_json(path).name}' next to it).")
+    return cfg, tensors
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """Path of a checkpoint given a shipped model name or a file path."""
+    p = Path(name_or_path).expanduser()
+    if p.is_file():
+        return p
+    if p.exists():
+        raise DataFileError(f"model '{p}' is a folder; give the checkpoint file (e.g. model.pt).")
+    name = str(name_or_path)
+    shipped = WEIGHTS_DIR / f"{name}.safetensors"
+    if shipped.is_file():
+        return shipped
+    avail = available_models()
+    looks_like_path = os.sep in name or "/" in name or p.suffix in (".pt", ".safetensors", ".pth")
+    if looks_like_path:
+        raise DataFileError(f"model file not found: '{p}'. Check the path, or use a shipped model: "
+                            f"{', '.join(avail) or '(none installed)'}.")
+    raise InputError(f"unknown model '{name}': not a file and not a shipped model. "
+                     f"Available: {', '.join(avail) or '(none installed yet)'}; or give a checkpoint path.")
+
+
+def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: str = "cpu") -> SegModel:
+    """Load a shipped model by name, or a checkpoint by path.
+
+    Parameters
+    ----------
+    name_or_path
+        A preset name (see :func:`available_models`), a checkpoint path, or a SegModel
+        (returned as is, after the class check).
+    classes
+        If given, the region classes the caller needs; a model with other classes raises
+        :class:`~topdown.errors.InputError` naming both lists.
+    device
+        Torch device to put the model on.
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> model = td.seg.load("mouse_brain_coronal")  # doctest: +SKIP
+    >>> model = td.seg.load("models/brain.pt", classes=["cortex", "thalamus"])  # doctest: +SKIP
+    """
+    if isinstance(name_or_path, SegModel):
+        model = name_or_path
+    else:
+        path = resolve(name_or_path)
+        cfg, tensors = _read(path)
+        if cfg.get("format") != "topdown.segmodel":
+            raise DataFileError(f"'{path}' is a safetensors file but not a topdown SegModel checkpoint.")
+        model = SegModel.from_config(cfg)
+        own = model.state_dict()
+        missing = sorted(set(own) - set(tensors))
+        if missing:
+            raise DataFileError(f"checkpoint '{path}' lacks tensors {missing[:3]}...; it does not match its "
+                                "architecture metadata (re-train or re-download it).")
+        try:
+            model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own})
+        except RuntimeError as exc:
+            raise DataFileError(f"checkpoint '{path}' does not match its architecture metadata: {exc}") from exc
+        model.weights_sha256 = file_sha256(path)
+        model.source = str(path)
+    if classes is not None:
+        want = [str(c) for c in classes]
+        if list(model.classes) != want:
+            raise InputError(f"model '{model.name}' segments classes {list(model.classes)}, but "
+                             f"{want} were requested; use a model trained on those classes "
+                             "(td.seg.train on a simulation of the matching spec).")
+    model.eval()
+    return model.to(device)
+
+
+def save_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, info: dict) -> None:
+    """Write the resumable training state (optimizer tensors + JSON ``info``) atomically."""
+    from safetensors.torch import save_file
+
+    sd = optimizer.state_dict()
+    tensors = {}
+    scalars: dict = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    meta = {"info": json.dumps(info), "param_groups": json.dumps(sd["param_groups"]),
+            "scalars": json.dumps(scalars)}
+    if not tensors:  # safetensors refuses an empty file
+        tensors["_empty"] = torch.zeros(1)
+    with atomic_path(state_path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore optimizer state from :func:`save_state`; returns the JSON ``info``."""
+    from safetensors import safe_open
+
+    sp = state_path(path)
+    if not sp.is_file():
+        raise DataFileError(f"no training state '{sp}' to resume from; train without --resume first.")
+    with safe_open(str(sp), framework="pt") as fh:
+        meta = fh.metadata() or {}
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    state: dict = {}
+    for key, v in tensors.items():
+        if key == "_empty":
+            continue
+        _, pid, k = key.split(".", 2)
+        state.setdefault(int(pid), {})[k] = v
+    for key, v in json.loads(meta.get("scalars", "{}")).items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return json.loads(meta["info"])

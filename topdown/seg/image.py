@@ -1,0 +1,171 @@
+"""Image sources for segmentation: arrays, PIL images and files, read tile by tile.
+
+Every source exposes ``shape`` (H, W) and ``read(r0, r1, c0, c1) -> uint8 (h, w, 3)`` RGB.
+Conversions: greyscale -> replicated to 3 channels; RGBA / LA -> composited on white
+(H&E) or black (DAPI); uint16 / float -> rescaled by robust percentiles (0.5 %, 99.5 %)
+computed once on a strided thumbnail, so every tile uses the same mapping.
+TIFF files are opened lazily (tifffile + zarr), so a whole-slide TIFF is never decoded
+at once; PNG/JPEG are decoded whole (their formats do not allow tiled reads).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataFileError, InputError
+
+_THUMB = 1024
+
+
+class ImageSource:
+    """A 2-D image (H, W[, C]) of any dtype, returned as uint8 RGB tiles."""
+
+    def __init__(self, array, *, background: int = 255, name: str = "image") -> None:
+        self.array = array  # numpy array, memmap or zarr array, (H, W) or (H, W, C)
+        self.name = name
+        self.background = int(background)
+        shape = tuple(array.shape)
+        if len(shape) == 3 and shape[0] in (1, 2, 3, 4) and shape[2] > 4:
+            raise InputError(f"{name}: channel-first array of shape {shape}; pass it as (H, W, C) "
+                             "(e.g. np.moveaxis(img, 0, -1)).")
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 2, 3, 4)):
+            raise InputError(f"{name}: expected an (H, W) greyscale or (H, W, 3|4) colour image, got shape {shape}.")
+        if shape[0] == 0 or shape[1] == 0:
+            raise InputError(f"{name}: the image is empty (shape {shape}); give a non-empty image.")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.channels = 1 if len(shape) == 2 else int(shape[2])
+        dtype = np.dtype(array.dtype)
+        if dtype == bool:
+            dtype = np.dtype(np.uint8)
+        self.dtype = dtype
+        self._range: tuple[float, float] | None = None
+        if dtype != np.uint8:
+            self._range = self._robust_range()
+
+    def _raw(self, r0: int, r1: int, c0: int, c1: int, step: int = 1) -> np.ndarray:
+        a = np.asarray(self.array[r0:r1:step, c0:c1:step])
+        if a.dtype == bool:
+            a = a.astype(np.uint8) * 255
+        return a
+
+    def _robust_range(self) -> tuple[float, float]:
+        step = max(1, int(np.ceil(max(self.shape) / _THUMB)))
+        thumb = self._raw(0, self.shape[0], 0, self.shape[1], step).astype(np.float64)
+        if thumb.ndim == 3 and thumb.shape[2] in (2, 4):
+            thumb = thumb[..., :-1]
+        finite = thumb[np.isfinite(thumb)]
+        if finite.size == 0:
+            raise InputError(f"{self.name}: the image has no finite values.")
+        lo, hi = np.percentile(finite, [0.5, 99.5])
+        if hi <= lo:
+            hi = lo + 1.0
+        return float(lo), float(hi)
+
+    def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """uint8 RGB pixels ``[r0:r1, c0:c1]`` (clipped to the image; no padding)."""
+        a = self._raw(max(r0, 0), min(r1, self.shape[0]), max(c0, 0), min(c1, self.shape[1]))
+        return self._to_rgb8(a)
+
+    def thumbnail(self, max_side: int = _THUMB) -> tuple[np.ndarray, int]:
+        """Strided uint8 RGB thumbnail and its stride."""
+        step = max(1, int(np.ceil(max(self.shape) / max_side)))
+        return self._to_rgb8(self._raw(0, self.shape[0], 0, self.shape[1], step)), step
+
+    def _to_rgb8(self, a: np.ndarray) -> np.ndarray:
+        alpha = None
+        if a.ndim == 3 and a.shape[2] in (2, 4):
+            alpha, a = a[..., -1], a[..., :-1]
+        if self._range is not None:
+            lo, hi = self._range
+            a = np.nan_to_num(a.astype(np.float32), nan=lo)
+            a = np.clip((a - lo) * (255.0 / (hi - lo)), 0, 255).round().astype(np.uint8)
+        if a.ndim == 2:
+            a = a[..., None]
+        if a.shape[2] == 1:
+            a = np.repeat(a, 3, axis=2)
+        if alpha is not None:
+            amax = 255.0 if self.dtype == np.uint8 else float(np.iinfo(self.dtype).max
+                                                              if self.dtype.kind in "ui" else 1.0)
+            w = np.clip(alpha.astype(np.float32) / amax, 0, 1)[..., None]
+            a = (a * w + self.background * (1 - w)).round().astype(np.uint8)
+        return np.ascontiguousarray(a, dtype=np.uint8)
+
+
+def _open_tiff(path: Path):
+    import tifffile
+    import zarr
+
+    try:
+        store = tifffile.imread(str(path), aszarr=True)
+        z = zarr.open(store, mode="r")
+    except Exception as exc:
+        raise DataFileError(f"cannot read TIFF '{path}': {exc}. Check that the file is a complete image.") from exc
+    if hasattr(z, "shape"):
+        arr = z
+    else:  # a pyramid group: level 0 is full resolution
+        arr = z[sorted(z.array_keys())[0]]
+    shape = arr.shape
+    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] > 4:  # planar (C, H, W): load and transpose
+        arr = np.moveaxis(np.asarray(arr), 0, -1)
+    return arr
+
+
+def open_image(image, *, background: int = 255) -> ImageSource:
+    """Wrap ``image`` (array, PIL image, path or ImageSource) as an :class:`ImageSource`.
+
+    Raises
+    ------
+    DataFileError
+        Missing or unreadable file.
+    InputError
+        Empty image or unsupported shape.
+    """
+    if isinstance(image, ImageSource):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image).expanduser()
+        if not path.exists():
+            raise DataFileError(f"image not found: '{path}'. Check the path.")
+        if path.is_dir():
+            raise DataFileError(f"'{path}' is a folder; give an image file (PNG, JPEG or TIFF).")
+        if path.stat().st_size == 0:
+            raise DataFileError(f"image '{path}' is an empty file (0 bytes).")
+        if path.suffix.lower() in (".tif", ".tiff", ".btf"):
+            return ImageSource(_open_tiff(path), background=background, name=str(path))
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with Image.open(path) as im:
+                arr = _pil_array(im)
+        except Exception as exc:
+            raise DataFileError(f"cannot read image '{path}': {exc}. Give a PNG, JPEG or TIFF file.") from exc
+        return ImageSource(arr, background=background, name=str(path))
+    try:
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            return ImageSource(_pil_array(image), background=background, name="PIL image")
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(image, "shape") and hasattr(image, "__getitem__") and not isinstance(image, np.ndarray):
+        return ImageSource(image, background=background, name="array")  # zarr / dask / memmap-like
+    arr = np.asarray(image)
+    if arr.dtype == object:
+        raise InputError(f"cannot use an object of type {type(image).__name__} as an image; "
+                         "give an array, a PIL image or a file path.")
+    return ImageSource(arr, background=background, name="array")
+
+
+def _pil_array(im) -> np.ndarray:
+    mode = im.mode
+    if mode in ("P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)
+    elif mode == "I":
+        return np.asarray(im, dtype=np.int32)
+    return np.asarray(im)
