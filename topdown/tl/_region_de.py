@@ -287,6 +287,7 @@ def results_table(adata, key: str = "region_de") -> pd.DataFrame:
         raise InputError(f"adata.uns['{key}'] holds no region DE results; run td.tl.region_de(adata) first.")
     rec = adata.uns[key]
     df = pd.DataFrame({c: np.asarray(v) for c, v in rec["results"].items()})
+    df = df[[c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]]
     df.attrs.update({"method": rec["params"].get("method"),
                      "exploratory": bool(rec["params"].get("exploratory", False)),
                      "params": dict(rec["params"])})
