@@ -1,0 +1,61 @@
+"""Helpers shared by the readers: matrix checks, image loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataFileError, InputError
+
+
+def check_matrix(adata, source: str) -> None:
+    """Refuse empty matrices and duplicate barcodes, naming the file."""
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(f"the count matrix '{source}' is empty ({adata.n_obs} barcodes x {adata.n_vars} "
+                         "genes); check that the file was copied completely.")
+    if adata.obs_names.has_duplicates:
+        dup = adata.obs_names[adata.obs_names.duplicated()][0]
+        raise InputError(f"duplicate barcode/cell id '{dup}' in '{source}'; each observation must be "
+                         "unique (merge or rename the duplicates).")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image as uint8 (H, W) or (H, W, 3); TIFF via tifffile, others via Pillow."""
+    from PIL import Image
+
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            img = tifffile.imread(p)
+        else:
+            Image.MAX_IMAGE_PIXELS = None
+            with Image.open(p) as im:
+                img = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    except Exception as exc:
+        raise DataFileError(f"cannot read the image '{p}' ({type(exc).__name__}: {exc}); "
+                            "it is corrupt or not an image.") from exc
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        f = img.astype(np.float64)
+        hi = np.percentile(f, 99.9) if f.size else 1.0
+        img = np.clip(f / (hi if hi > 0 else 1.0) * 255.0, 0, 255).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    return img
+
+
+def downsample_image(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Shrink ``img`` so its longer side is at most ``max_side``; returns (image, scale)."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return img, 1.0
+    nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    out = np.asarray(Image.fromarray(img).resize((nw, nh), Image.Resampling.BOX))
+    # exact per-axis scale would differ slightly; use the mean (sub-pixel)
+    return out, float((nh / h + nw / w) / 2.0)

@@ -1,0 +1,354 @@
+"""Label every Visium spot or single cell with the anatomical region it lies in."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..seg.regionmap import OUTSIDE, RegionMap
+from . import _overlap
+from ._library import scalefactors, spatial_coords, technology
+from ._regions_store import StoredRegions, load_store
+
+Mode = Literal["auto", "disk", "centroid", "polygon"]
+
+
+@dataclass
+class _Result:
+    fractions: np.ndarray  # (n, 1 + C) column 0 = outside
+    confidence: np.ndarray  # (n,)
+    labels: np.ndarray  # (n,) 0..C
+    classes: tuple[str, ...]
+
+
+def _as_stores(adata, regions, regions_key: str) -> dict[str, StoredRegions]:
+    import geopandas as gpd
+
+    if regions is None:
+        return load_store(adata, regions_key)
+    if isinstance(regions, str):
+        return load_store(adata, regions)
+    if isinstance(regions, dict):
+        return {str(k): _as_stores(adata, v, regions_key)["*"] for k, v in regions.items()}
+    if isinstance(regions, StoredRegions):
+        return {"*": regions}
+    if isinstance(regions, RegionMap):
+        return {"*": StoredRegions.from_regionmap(regions, scalef=1.0)}
+    if isinstance(regions, gpd.GeoDataFrame):
+        return {"*": StoredRegions.from_geodataframe(regions)}
+    raise InputError(f"regions must be None, a uns key, a RegionMap, a GeoDataFrame or a dict "
+                     f"library_id -> one of those; got {type(regions).__name__}.")
+
+
+def _cell_polygons(adata, idx: np.ndarray):
+    """Cell boundary polygons (full-res px) for observations ``idx``, or None."""
+    import shapely
+
+    cb = adata.uns.get("cell_boundaries")
+    if not isinstance(cb, dict) or "coords" not in cb:
+        return None
+    names = pd.Index(np.asarray(cb["obs_names"]).astype(str))
+    pos = names.get_indexer(adata.obs_names[idx])
+    if (pos < 0).any():
+        return None
+    offsets = np.asarray(cb["offsets"], dtype=np.int64)
+    coords = np.asarray(cb["coords"], dtype=np.float64)
+    polys = shapely.polygons(shapely.linearrings(coords, indices=np.repeat(
+        np.arange(len(offsets) - 1), np.diff(offsets))))
+    return shapely.make_valid(polys[pos])
+
+
+def _assign_one(xy: np.ndarray, store: StoredRegions, mode: str, radius: float | None,
+                cells=None, quad_segs: int = 64) -> _Result:
+    import shapely
+
+    n_lab = len(store.classes) + 1
+    n = len(xy)
+    if store.has_raster:
+        s = store.scale_to_fullres
+        xy_map = xy / s
+        maxp = None if store.max_probability is None else store.max_probability.astype(np.float64)
+        if mode == "disk":
+            frac, wsum = _overlap.raster_disk_fractions(store.labels, xy_map, radius / s, n_lab,
+                                                        weights=maxp)
+        else:
+            lab, flat = _overlap.raster_lookup(store.labels, xy_map)
+            p = np.ones(n) if maxp is None else np.where(flat >= 0, maxp.reshape(-1)[np.maximum(flat, 0)], 1.0)
+            if mode == "polygon":
+                gdf = store.to_geodataframe()
+                frac = _overlap.vector_fractions(cells, gdf.geometry.values,
+                                                 gdf["label"].to_numpy(), n_lab)
+                wsum = frac * p[:, None]
+            else:
+                frac = np.zeros((n, n_lab))
+                frac[np.arange(n), lab] = 1.0
+                wsum = frac * p[:, None]
+    else:
+        gdf = store.to_geodataframe()
+        geoms, codes = gdf.geometry.values, gdf["label"].to_numpy()
+        if mode == "centroid":
+            lab = _overlap.vector_points(xy, geoms, codes)
+            frac = np.zeros((n, n_lab))
+            frac[np.arange(n), lab] = 1.0
+        else:
+            shapes = cells if mode == "polygon" else shapely.buffer(shapely.points(xy), radius,
+                                                                      quad_segs=quad_segs)
+            frac = _overlap.vector_fractions(shapes, geoms, codes, n_lab)
+        wsum = frac
+    return _Result(frac, wsum, np.zeros(n, dtype=np.int64), store.classes)
+
+
+def _decide(res: _Result, min_tissue_fraction: float) -> _Result:
+    frac = res.fractions
+    tissue = 1.0 - frac[:, 0]
+    best = 1 + np.argmax(frac[:, 1:], axis=1) if frac.shape[1] > 1 else np.zeros(len(frac), int)
+    on = (tissue >= min_tissue_fraction) & (tissue > 1e-9)
+    labels = np.where(on, best, 0)
+    conf = res.confidence[np.arange(len(labels)), labels]
+    return _Result(frac, conf, labels, res.classes)
+
+
+_ALIGN_MIN = 0.5
+_ALIGN_SAMPLE = 20_000
+
+
+def _on_tissue(store: StoredRegions, xy: np.ndarray) -> np.ndarray:
+    if store.has_raster:
+        lab, _ = _overlap.raster_lookup(store.labels, xy / store.scale_to_fullres)
+    else:
+        gdf = store.to_geodataframe()
+        lab = _overlap.vector_points(xy, gdf.geometry.values, gdf["label"].to_numpy())
+    return lab > 0
+
+
+def _fit(store: StoredRegions, xy: np.ndarray, in_tissue: np.ndarray | None) -> float:
+    """How well spots fit the detected tissue: balanced accuracy against ``in_tissue`` when
+    it has both values, else the fraction of spots on tissue."""
+    if len(xy) == 0:
+        return 1.0
+    on = _on_tissue(store, xy)
+    if in_tissue is not None and in_tissue.any() and (~in_tissue).any():
+        return float((on[in_tissue].mean() + (~on[~in_tissue]).mean()) / 2.0)
+    return float(on.mean())
+
+
+def _check_alignment(adata, lib: str, store: StoredRegions, xy: np.ndarray, in_tissue: np.ndarray,
+                     has_in_tissue: bool, stores: dict[str, StoredRegions], how: str) -> dict[str, Any]:
+    """Score the fit of the spots to the detected tissue; try the usual mistakes (swapped x/y,
+    coordinates in image pixels, wrong library) and name one that fits much better."""
+    if how == "ignore":
+        return {}
+    if len(xy) > _ALIGN_SAMPLE:  # the check is statistical: a fixed subsample keeps it O(1)
+        pick = np.random.default_rng(0).choice(len(xy), _ALIGN_SAMPLE, replace=False)
+        xy, in_tissue = xy[pick], in_tissue[pick]
+    ref = in_tissue if has_in_tissue else None
+    fit = _fit(store, xy, ref)
+    report: dict[str, Any] = {"fit": fit, "score": "balanced accuracy vs obs['in_tissue']"
+                              if ref is not None and ref.any() and (~ref).any()
+                              else "fraction of spots/cells on detected tissue"}
+    candidates: dict[str, np.ndarray] = {"x and y are swapped in obsm['spatial']": xy[:, ::-1]}
+    try:
+        sf = scalefactors(adata, lib)
+    except InputError:
+        sf = {}
+    for key in ("hires", "lowres"):
+        f = sf.get(f"tissue_{key}_scalef")
+        if f:
+            candidates[f"obsm['spatial'] is in {key}-image pixels, not full-res pixels "
+                       f"(divide it by tissue_{key}_scalef)"] = xy / f
+            candidates[f"obsm['spatial'] was multiplied by tissue_{key}_scalef already "
+                       f"(it must be in full-res pixels)"] = xy * f
+            candidates[f"obsm['spatial'] is in {key}-image pixels with x and y swapped"] = xy[:, ::-1] / f
+    scores = {k: _fit(store, v, ref) for k, v in candidates.items()}
+    for other, st in stores.items():
+        if other not in (lib, "*"):
+            scores[f"the spots belong to library '{other}', not '{lib}' "
+                   "(check library_key / library_id)"] = _fit(st, xy, ref)
+    best = max(scores, key=scores.get) if scores else None
+    msg = f"library '{lib}': the spots/cells fit the detected tissue ({report['score']} {fit:.0%})"
+    if best is not None and (scores[best] >= max(0.6, fit + 0.2)
+                             or (scores[best] >= 0.9 and scores[best] >= fit + 0.08)):
+        report["likely_cause"] = best
+        report["likely_cause_fit"] = scores[best]
+        full = (f"{msg}, but {scores[best]:.0%} if {best}. The image and the coordinates are "
+                "misaligned: fix the coordinates or scalefactors (or pass check_alignment='warn' to "
+                "continue anyway).")
+        if how == "error":
+            raise InputError(full)
+        warnings.warn(full, UserWarning, stacklevel=3)
+    elif fit < _ALIGN_MIN:
+        warnings.warn(f"{msg}. Check that the image, scalefactors and coordinates belong together, "
+                      "and that the model suits this tissue.", UserWarning, stacklevel=3)
+    return report
+
+
+def assign_regions(adata, regions=None, key_added: str = "region", *,
+                   regions_key: str = "regions", library_key: str | None = None,
+                   library_id: str | None = None, mode: Mode = "auto",
+                   min_tissue_fraction: float = 0.5, check_alignment: str = "error",
+                   quad_segs: int = 64, copy: bool = False):
+    """Assign each spot or cell to an anatomical region.
+
+    Visium spots are disks of ``spot_diameter_fullres``: their exact area fraction in each
+    region is computed (closed-form disk/pixel overlap on the region raster, or shapely
+    intersection with polygon regions). Cells use their centroid, or their boundary
+    polygon when ``adata.uns['cell_boundaries']`` exists (``td.io.read_merscope``).
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``obsm['spatial']`` (full-resolution pixels) and ``uns['spatial']``.
+    regions
+        ``None`` (use ``adata.uns[regions_key]`` from :func:`segment_regions`), a uns key,
+        a :class:`~topdown.seg.RegionMap` whose image pixels are full-res pixels, a
+        GeoDataFrame of polygons in full-res pixels with a ``region`` column, or a dict
+        ``library_id -> one of those``.
+    key_added
+        Name of the ``obs`` column (and prefix of the other outputs).
+    regions_key
+        ``uns`` key written by :func:`segment_regions`.
+    library_key
+        ``obs`` column naming each observation's library (several sections in one
+        AnnData). Without it, all observations belong to ``library_id`` (or the only one).
+    mode
+        ``"disk"`` (Visium spots), ``"centroid"``, ``"polygon"`` (cell boundaries) or
+        ``"auto"`` (polygon if boundaries exist, disk for Visium, centroid otherwise).
+    min_tissue_fraction
+        A disk/cell whose tissue share is below this is ``'outside'``; otherwise it gets the
+        region with the largest share (ties: the earlier class).
+    check_alignment
+        ``"error"`` (default): raise when most (in-tissue) spots fall off the detected
+        tissue and a common mistake (swapped x/y, wrong scalefactor, wrong library) fits
+        much better; ``"warn"`` only warns; ``"ignore"`` skips the check.
+    quad_segs
+        Segments per quarter circle for polygon disks (vector regions only).
+    copy
+        Return a modified copy instead of changing ``adata`` in place.
+
+    Returns
+    -------
+    ``None`` (or the copy). Sets ``obs[key_added]`` (categorical: classes then
+    ``'outside'``), ``obs[f'{key_added}_confidence']`` (area fraction of the region times
+    the mean max model probability over it), ``obsm[f'{key_added}_fractions']``
+    (DataFrame, one column per category, rows sum to 1), ``uns[f'{key_added}_colors']``
+    (category order) and ``uns[f'{key_added}_assignment']`` (parameters, alignment report).
+    Nothing is changed if an error is raised.
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> adata = td.io.read_visium("outs")  # doctest: +SKIP
+    >>> td.tl.segment_regions(adata, "mouse_brain_coronal")  # doctest: +SKIP
+    >>> td.tl.assign_regions(adata)  # doctest: +SKIP
+    >>> adata.obs["region"].value_counts()  # doctest: +SKIP
+    """
+    if mode not in ("auto", "disk", "centroid", "polygon"):
+        raise InputError(f"mode must be 'auto', 'disk', 'centroid' or 'polygon', got {mode!r}.")
+    if check_alignment not in ("error", "warn", "ignore"):
+        raise InputError("check_alignment must be 'error', 'warn' or 'ignore'.")
+    if adata.n_obs == 0:
+        raise InputError("adata has no observations (spots/cells) to assign.")
+    xy = spatial_coords(adata)
+    stores = _as_stores(adata, regions, regions_key)
+    # observation -> library
+    if library_key is not None:
+        if library_key not in adata.obs:
+            raise InputError(f"library_key '{library_key}' is not a column of adata.obs "
+                             f"(columns: {list(adata.obs.columns)[:20]}).")
+        obs_lib = adata.obs[library_key].astype(str).to_numpy()
+        missing = sorted(set(obs_lib) - set(stores) - ({"*"} & set(stores)))
+        if "*" not in stores and missing:
+            raise InputError(f"libraries {missing} (from obs['{library_key}']) have no segmented regions "
+                             f"(have: {sorted(stores)}); the image and the coordinates must come from the "
+                             f"same library: run segment_regions for those libraries.")
+    else:
+        if library_id is not None:
+            lib = str(library_id)
+            if lib not in stores and "*" not in stores:
+                raise InputError(f"library_id '{library_id}' has no segmented regions "
+                                 f"(have: {sorted(stores)}).")
+        elif len(stores) == 1:
+            lib = next(iter(stores))
+        else:
+            raise InputError(f"adata.uns['{regions_key}'] has regions for several libraries "
+                             f"{sorted(stores)}: pass library_key= (the obs column naming each "
+                             "spot's library) or library_id=.")
+        obs_lib = np.full(adata.n_obs, lib, dtype=object)
+
+    sp = adata.uns.get("spatial") if isinstance(adata.uns.get("spatial"), dict) else {}
+    in_tissue = (adata.obs["in_tissue"].to_numpy().astype(bool) if "in_tissue" in adata.obs
+                 else np.zeros(adata.n_obs, bool))
+    results: dict[str, tuple[np.ndarray, _Result]] = {}
+    reports: dict[str, Any] = {}
+    modes: dict[str, str] = {}
+    for lib in dict.fromkeys(obs_lib):
+        idx = np.flatnonzero(obs_lib == lib)
+        store = stores.get(lib, stores.get("*"))
+        lib_mode = mode
+        cells = None
+        radius = None
+        if lib_mode in ("auto", "polygon"):
+            cells = _cell_polygons(adata, idx)
+            if lib_mode == "polygon" and cells is None:
+                raise InputError("mode='polygon' needs cell boundaries in adata.uns['cell_boundaries'] "
+                                 "(read with td.io.read_merscope or read_cells(boundaries=...)).")
+        if lib_mode == "auto":
+            tech = technology(adata, lib) if lib in sp else "cells"
+            lib_mode = "polygon" if cells is not None else ("disk" if tech.startswith("visium") else "centroid")
+        if lib_mode == "disk":
+            if lib not in sp:
+                raise InputError(f"library '{lib}' is not in adata.uns['spatial'], so the spot diameter "
+                                 "is unknown; add its scalefactors or use mode='centroid'.")
+            d = scalefactors(adata, lib).get("spot_diameter_fullres")
+            if not d:
+                raise InputError(f"scalefactors of library '{lib}' lack 'spot_diameter_fullres' "
+                                 "(needed for spot disks); add it or use mode='centroid'.")
+            radius = float(d) / 2.0
+        res = _decide(_assign_one(xy[idx], store, lib_mode, radius, cells, quad_segs),
+                      min_tissue_fraction)
+        reports[lib] = _check_alignment(adata, lib, store, xy[idx], in_tissue[idx],
+                                        "in_tissue" in adata.obs, stores, check_alignment)
+        results[lib] = (idx, res)
+        modes[lib] = lib_mode
+
+    # union of classes in first-seen order, 'outside' last; colours in category order
+    classes: list[str] = []
+    colors: dict[str, str] = {}
+    for st in stores.values():
+        for c in st.classes:
+            if c not in classes:
+                classes.append(c)
+            colors.setdefault(c, st.colors.get(c, "#000000"))
+    categories = [*classes, OUTSIDE]
+    fractions = np.zeros((adata.n_obs, len(categories)))
+    confidence = np.zeros(adata.n_obs)
+    codes = np.zeros(adata.n_obs, dtype=np.int64)
+    for idx, res in results.values():
+        n_c = len(res.classes)
+        col = np.array([categories.index(c) for c in res.classes] + [len(categories) - 1])
+        fractions[np.ix_(idx, col)] = res.fractions[:, [*range(1, n_c + 1), 0]]
+        lab_map = np.array([len(categories) - 1] + [categories.index(c) for c in res.classes])
+        codes[idx] = lab_map[res.labels]
+        confidence[idx] = res.confidence
+
+    out = adata.copy() if copy else adata
+    out.obs[key_added] = pd.Categorical.from_codes(codes, categories=categories)
+    out.obs[f"{key_added}_confidence"] = confidence.astype(np.float32)
+    out.obsm[f"{key_added}_fractions"] = pd.DataFrame(fractions.astype(np.float32),
+                                                      index=out.obs_names.copy(), columns=categories)
+    colors.setdefault(OUTSIDE, next((st.colors[OUTSIDE] for st in stores.values()
+                                     if OUTSIDE in st.colors), "#d9d9d9"))
+    out.uns[f"{key_added}_colors"] = np.array([colors[c] for c in categories], dtype=object)
+    out.uns[f"{key_added}_assignment"] = {
+        "regions_key": regions_key if regions is None else "<given>",
+        "mode": {str(k): v for k, v in modes.items()},
+        "min_tissue_fraction": float(min_tissue_fraction),
+        "alignment": {str(k): {kk: (float(vv) if isinstance(vv, float) else str(vv))
+                               for kk, vv in v.items()} for k, v in reports.items()},
+    }
+    return out if copy else None

@@ -1,0 +1,181 @@
+"""Vectorised overlap kernels: disks and cells against region rasters or polygons.
+
+Two engines, both free of Python loops over spots or cells:
+
+* **raster** (regions given as a label raster, e.g. a :class:`~topdown.seg.RegionMap`):
+  centroids are an O(n) index look-up; disk area fractions are computed *exactly* with
+  the closed-form area of a disk intersected with each axis-aligned map pixel (the
+  region polygons of a label raster are unions of those pixels, so the result equals the
+  polygon intersection to float precision).
+* **vector** (regions given as arbitrary polygons): shapely 2 ``STRtree`` candidate
+  pairs + vectorised ``intersection``/``area``. Disks are ``quad_segs``-gons whose area
+  is used as the normaliser, so the relative error of a fraction is below ~1e-4 for the
+  default ``quad_segs=64``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: at most this many (spot, pixel) pairs are materialised at once (bounds peak memory)
+_CHUNK_PAIRS = 4_000_000
+
+
+def _half_int(t: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Antiderivative of sqrt(r^2 - t^2) from 0 to t (odd in t), for |t| <= r."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(r > 0, t / np.where(r > 0, r, 1.0), 0.0)
+    ratio = np.clip(ratio, -1.0, 1.0)
+    return 0.5 * (t * np.sqrt(np.maximum(r * r - t * t, 0.0)) + r * r * np.arcsin(ratio))
+
+
+def _lower_left_area(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Area of the disk of radius r at the origin intersected with {X <= a, Y <= b}."""
+    a = np.clip(a, -r, r)
+    b = np.clip(b, -r, r)
+    c = np.sqrt(np.maximum(r * r - b * b, 0.0))
+    mid_hi = np.clip(a, -c, c)
+    # |t| < c: vertical chord clipped at b  ->  b + h(t)
+    mid = b * (mid_hi + c) + _half_int(mid_hi, r) - _half_int(-c, r)
+    # |t| >= c (only when b >= 0): the full chord 2 h(t)
+    left = 2.0 * (_half_int(np.clip(a, -r, -c), r) - _half_int(-r, r))
+    right = 2.0 * (_half_int(np.clip(a, c, r), r) - _half_int(c, r))
+    return np.where(b >= 0, mid + left + right, mid)
+
+
+def disk_rect_area(x0, x1, y0, y1, r) -> np.ndarray:
+    """Exact area of the disk of radius ``r`` at the origin inside ``[x0, x1] x [y0, y1]``.
+
+    Examples
+    --------
+    >>> float(disk_rect_area(-2, 2, -2, 2, 1.0))  # whole unit disk
+    3.141592653589793
+    """
+    x0, x1, y0, y1, r = (np.asarray(v, dtype=np.float64) for v in (x0, x1, y0, y1, r))
+    out = (_lower_left_area(x1, y1, r) - _lower_left_area(x0, y1, r)
+           - _lower_left_area(x1, y0, r) + _lower_left_area(x0, y0, r))
+    return np.maximum(out, 0.0)
+
+
+def raster_lookup(labels: np.ndarray, xy_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels at map coordinates ``xy_map`` (x = column, y = row); also the flat pixel index.
+
+    Off-map points get label 0 and index -1.
+    """
+    h, w = labels.shape
+    col = np.floor(xy_map[:, 0]).astype(np.int64)
+    row = np.floor(xy_map[:, 1]).astype(np.int64)
+    ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+    flat = np.where(ok, row * w + col, -1)
+    out = np.zeros(len(xy_map), dtype=np.int64)
+    out[ok] = labels.reshape(-1)[flat[ok]]
+    return out, flat
+
+
+def raster_disk_fractions(labels: np.ndarray, xy_map: np.ndarray, radius_map: float,
+                          n_labels: int, weights: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact area fraction of each disk in each label of a raster.
+
+    Parameters
+    ----------
+    labels
+        ``(h, w)`` integer raster (0 = outside); pixel ``(r, c)`` is ``[c, c+1] x [r, r+1]``.
+    xy_map
+        ``(n, 2)`` disk centres in map pixels (x = column, y = row).
+    radius_map
+        Disk radius in map pixels.
+    n_labels
+        Number of labels including 0.
+    weights
+        Optional ``(h, w)`` per-pixel values (e.g. max model probability); the
+        area-weighted sum of them per (disk, label) is returned as the second output.
+
+    Returns
+    -------
+    fractions
+        ``(n, n_labels)`` area fractions; off-map area counts as label 0; rows sum to 1.
+    weighted
+        ``(n, n_labels)`` area-weighted sums of ``weights`` divided by the disk area
+        (equal to ``fractions`` when ``weights`` is None).
+    """
+    xy_map = np.asarray(xy_map, dtype=np.float64)
+    n = len(xy_map)
+    h, w = labels.shape
+    r = float(radius_map)
+    if r <= 0:
+        raise ValueError("radius_map must be positive")
+    k = int(np.ceil(2 * r)) + 1
+    disk_area = np.pi * r * r
+    flat_labels = labels.reshape(-1).astype(np.int64)
+    flat_w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    frac = np.zeros((n, n_labels))
+    wsum = np.zeros((n, n_labels))
+    off = np.arange(k)
+    step = max(1, _CHUNK_PAIRS // (k * k))
+    for s in range(0, n, step):
+        xy = xy_map[s:s + step]
+        m = len(xy)
+        c0 = np.floor(xy[:, 0] - r).astype(np.int64)
+        r0 = np.floor(xy[:, 1] - r).astype(np.int64)
+        cols = (c0[:, None, None] + off[None, None, :]).repeat(k, axis=1)  # m,k,k
+        rows = (r0[:, None, None] + off[None, :, None]).repeat(k, axis=2)
+        dx = cols - xy[:, 0, None, None]
+        dy = rows - xy[:, 1, None, None]
+        area = disk_rect_area(dx, dx + 1.0, dy, dy + 1.0, r)
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        idx = np.where(inside, rows * w + cols, 0)
+        lab = np.where(inside, flat_labels[idx], 0)
+        spot = np.repeat(np.arange(m), k * k)
+        key = spot * n_labels + lab.reshape(-1)
+        a = area.reshape(-1)
+        frac[s:s + m] = np.bincount(key, weights=a, minlength=m * n_labels).reshape(m, n_labels)
+        if flat_w is not None:
+            wv = np.where(inside, flat_w[idx], 0.0).reshape(-1)
+            wsum[s:s + m] = np.bincount(key, weights=a * wv,
+                                        minlength=m * n_labels).reshape(m, n_labels)
+    frac /= disk_area
+    wsum = frac.copy() if flat_w is None else wsum / disk_area
+    # off-map area (exact total is pi r^2) goes to label 0
+    frac[:, 0] += np.clip(1.0 - frac.sum(axis=1), 0.0, None)
+    return frac, wsum
+
+
+def vector_fractions(shapes, region_geoms, region_codes: np.ndarray, n_labels: int,
+                     normaliser: np.ndarray | None = None) -> np.ndarray:
+    """Area fraction of each shape (disk or cell polygon) in each region polygon.
+
+    ``region_codes[j]`` is the label (1..n_labels-1) of ``region_geoms[j]``; area not
+    covered by any region goes to label 0. Rows sum to 1.
+    """
+    import shapely
+
+    shapes = np.asarray(shapes, dtype=object)
+    region_geoms = np.asarray(region_geoms, dtype=object)
+    n = len(shapes)
+    total = shapely.area(shapes) if normaliser is None else np.asarray(normaliser, float)
+    out = np.zeros((n, n_labels))
+    if n and len(region_geoms):
+        tree = shapely.STRtree(region_geoms)
+        si, ri = tree.query(shapes, predicate="intersects")
+        if len(si):
+            areas = shapely.area(shapely.intersection(shapes[si], region_geoms[ri]))
+            key = si * n_labels + np.asarray(region_codes)[ri]
+            out = np.bincount(key, weights=areas, minlength=n * n_labels).reshape(n, n_labels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total[:, None] > 0, out / np.where(total > 0, total, 1.0)[:, None], 0.0)
+    out[:, 0] = np.clip(1.0 - out[:, 1:].sum(axis=1), 0.0, None)
+    return out
+
+
+def vector_points(xy: np.ndarray, region_geoms, region_codes: np.ndarray) -> np.ndarray:
+    """Label of the region polygon containing each point (0 = none)."""
+    import shapely
+
+    pts = shapely.points(np.asarray(xy, dtype=np.float64))
+    out = np.zeros(len(pts), dtype=np.int64)
+    if len(region_geoms):
+        tree = shapely.STRtree(np.asarray(region_geoms, dtype=object))
+        pi, ri = tree.query(pts, predicate="intersects")
+        out[pi] = np.asarray(region_codes)[ri]
+    return out

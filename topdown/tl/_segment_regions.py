@@ -1,0 +1,136 @@
+"""Segment the tissue image held in an AnnData into anatomical regions."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import InputError
+from ..seg.regionmap import RegionMap
+from ._library import fullres_um_per_px, pick_image, resolve_libraries
+from ._regions_store import StoredRegions, store_entry
+
+
+def _segment_fn():
+    """``topdown.seg.infer.segment`` (imported lazily: it pulls in torch)."""
+    from ..seg.infer import segment
+
+    return segment
+
+
+def _as_uint8_rgb(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        f = img.astype(np.float32)
+        if f.size and np.nanmax(f) <= 1.0 + 1e-6:
+            f = f * 255.0
+        img = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(f"the tissue image must be H x W (grey) or H x W x 3/4, got shape {img.shape}.")
+    return img
+
+
+def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
+    prov: dict[str, Any] = {}
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        prov["model"] = str(model)
+    for attr in ("name", "spec_hash", "pixel_size_um", "modality", "weights_hash"):
+        val = getattr(model, attr, None)
+        if val is not None and not callable(val):
+            prov[f"model_{attr}" if attr != "name" else "model_name"] = val
+    for k, v in (rmap.meta or {}).items():
+        prov.setdefault(str(k), v)
+    if "weights_hash" not in prov and isinstance(model, str):
+        from pathlib import Path
+
+        p = Path(model)
+        if p.is_file():
+            prov["weights_hash"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    prov["topdown_version"] = __version__
+    return prov
+
+
+def segment_regions(adata, model, library_id: str | None = None, key_added: str = "regions", *,
+                    image_key: str | None = None, pixel_size_um: float | None = None,
+                    copy: bool = False, **segment_kwargs):
+    """Segment the tissue image of each library into anatomical regions.
+
+    The image in ``adata.uns['spatial'][library_id]['images']`` (``hires`` preferred over
+    ``lowres``) is segmented at its real pixel size: µm per full-res pixel comes from
+    ``scalefactors['microns_per_pixel']`` (MERSCOPE / generic readers) or from the 55 µm
+    Visium spot (``spot_diameter_fullres``), divided by ``tissue_<key>_scalef``.
+
+    Parameters
+    ----------
+    adata
+        AnnData read by :func:`topdown.io.read_visium`, ``read_merscope`` or ``read_cells``
+        (or by scanpy/squidpy).
+    model
+        A :class:`~topdown.seg.SegModel`, a shipped model name, a checkpoint path, or an
+        already computed :class:`~topdown.seg.RegionMap` of that image.
+    library_id
+        Library to segment; ``None`` segments every library in ``uns['spatial']``.
+    key_added
+        ``uns`` key receiving the regions.
+    image_key
+        ``"hires"`` or ``"lowres"`` to force an image.
+    pixel_size_um
+        µm per *image* pixel, overriding the value derived from the scalefactors.
+    copy
+        Return a modified copy instead of changing ``adata`` in place.
+    **segment_kwargs
+        Passed to :func:`topdown.seg.segment`.
+
+    Returns
+    -------
+    ``None`` (or the copy). Sets ``adata.uns[key_added]['libraries'][library_id]`` with the
+    region polygons as a GeoJSON string in full-res pixel coordinates, ``classes``,
+    ``colors``, the label raster and max-probability raster at map resolution with
+    ``scale_to_fullres``, and ``provenance`` (model name, weights hash, topdown version,
+    parameters). Nothing is changed if an error is raised.
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> adata = td.io.read_visium("outs")  # doctest: +SKIP
+    >>> td.tl.segment_regions(adata, "mouse_brain_coronal")  # doctest: +SKIP
+    >>> adata.uns["regions"]["classes"]  # doctest: +SKIP
+    """
+    libs = resolve_libraries(adata, library_id)
+    new_store = adata.uns.get(key_added)
+    for lib in libs:
+        key, image, scalef = pick_image(adata, lib, image_key)
+        if pixel_size_um is not None:
+            img_um = float(pixel_size_um)
+        else:
+            full_um = fullres_um_per_px(adata, lib)
+            if full_um is None:
+                raise InputError(f"cannot tell the pixel size of library '{lib}': its scalefactors have "
+                                 "neither 'microns_per_pixel' nor 'spot_diameter_fullres'; pass "
+                                 "pixel_size_um= (µm per image pixel).")
+            img_um = full_um / scalef
+        if isinstance(model, RegionMap):
+            rmap = model
+        else:
+            rmap = _segment_fn()(_as_uint8_rgb(image), model, pixel_size_um=img_um, **segment_kwargs)
+        if tuple(rmap.image_shape or ()) and tuple(rmap.image_shape) != tuple(image.shape[:2]):
+            raise InputError(f"the region map covers an image of shape {tuple(rmap.image_shape)} but the "
+                             f"'{key}' image of library '{lib}' is {tuple(image.shape[:2])}; segment that image.")
+        prov = _model_provenance(model, rmap)
+        prov["parameters"] = {"library_id": lib, "image_key": key, "image_pixel_size_um": img_um,
+                              "scalef": scalef, **{k: v for k, v in segment_kwargs.items()
+                                                   if isinstance(v, (int, float, str, bool))}}
+        stored = StoredRegions.from_regionmap(rmap, scalef, image_key=key, provenance=prov)
+        new_store = store_entry(new_store, lib, stored)
+    out = adata.copy() if copy else adata
+    out.uns[key_added] = new_store
+    return out if copy else None
