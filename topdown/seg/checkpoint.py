@@ -186,8 +186,13 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
     return model.to(device)
 
 
-def save_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, info: dict) -> None:
-    """Write the resumable training state (optimizer tensors + JSON ``info``) atomically."""
+def save_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, info: dict,
+               model: torch.nn.Module | None = None) -> None:
+    """Write the resumable training state atomically.
+
+    Optimizer tensors, full-precision model weights (the checkpoint itself may be float16)
+    and the JSON ``info``.
+    """
     from safetensors.torch import save_file
 
     sd = optimizer.state_dict()
@@ -201,14 +206,18 @@ def save_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, info: 
                 scalars[f"{pid}.{k}"] = v
     meta = {"info": json.dumps(info), "param_groups": json.dumps(sd["param_groups"]),
             "scalars": json.dumps(scalars)}
+    if model is not None:
+        for k, v in model.state_dict().items():
+            tensors[f"model.{k}"] = v.detach().cpu().contiguous()
     if not tensors:  # safetensors refuses an empty file
         tensors["_empty"] = torch.zeros(1)
     with atomic_path(state_path(path)) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore optimizer state from :func:`save_state`; returns the JSON ``info``."""
+def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer,
+               model: torch.nn.Module | None = None) -> dict:
+    """Restore optimizer (and model) state from :func:`save_state`; returns the JSON ``info``."""
     from safetensors import safe_open
 
     sp = state_path(path)
@@ -218,8 +227,11 @@ def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> dic
         meta = fh.metadata() or {}
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     state: dict = {}
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    if model is not None and weights:
+        model.load_state_dict(weights)
     for key, v in tensors.items():
-        if key == "_empty":
+        if key == "_empty" or key.startswith("model."):
             continue
         _, pid, k = key.split(".", 2)
         state.setdefault(int(pid), {})[k] = v

@@ -38,7 +38,7 @@ class ImageSource:
         self.shape = (int(shape[0]), int(shape[1]))
         self.channels = 1 if len(shape) == 2 else int(shape[2])
         dtype = np.dtype(array.dtype)
-        if dtype == bool:
+        if dtype.kind == "b":
             dtype = np.dtype(np.uint8)
         self.dtype = dtype
         self._range: tuple[float, float] | None = None

@@ -1,0 +1,77 @@
+"""Pieces of the optimisation loop shared by :func:`train` and :func:`finetune`."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .augment import AugmentConfig, augment
+
+#: label ignored by the loss (pixels warped in from outside a frame; unlabelled pixels)
+IGNORE = 255
+
+
+def pick_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; checks explicit requests."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto.")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.5) -> torch.Tensor:
+    """Cross-entropy (ignoring label 255) + ``dice_weight`` x (1 - soft Dice over present labels)."""
+    ce = F.cross_entropy(logits, target, ignore_index=IGNORE)
+    if dice_weight <= 0:
+        return ce
+    valid = (target != IGNORE)
+    prob = torch.softmax(logits, dim=1) * valid[:, None]
+    onehot = F.one_hot(torch.where(valid, target, 0), logits.shape[1]).permute(0, 3, 1, 2) * valid[:, None]
+    inter = (prob * onehot).sum((0, 2, 3))
+    denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    if not bool(present.any()):
+        return ce
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    return ce + dice_weight * (1 - dice[present].mean())
+
+
+def lr_at(step: int, total: int, lr: float) -> float:
+    """Linear warm-up (5 % of the steps, at most 20) then cosine decay to 5 % of ``lr``."""
+    warmup = min(20, total // 20)
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def make_batch(frames, indices, rng: np.random.Generator, crop: int, cfg: AugmentConfig | None,
+               modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented crops of ``frames[i]`` for ``i`` in ``indices`` as ``(B,3,H,W)`` float, ``(B,H,W)`` long."""
+    xs, ys = [], []
+    for i in indices:
+        image, mask = frames[int(i)]
+        if cfg is None:  # no augmentation: a random crop, padded if the frame is small
+            h, w = mask.shape
+            r0 = int(rng.integers(0, max(1, h - crop + 1)))
+            c0 = int(rng.integers(0, max(1, w - crop + 1)))
+            img = image[r0:r0 + crop, c0:c0 + crop].astype(np.float32) / 255.0
+            lab = mask[r0:r0 + crop, c0:c0 + crop].astype(np.int64)
+            ph, pw = crop - lab.shape[0], crop - lab.shape[1]
+            bg = 0.0 if modality == "dapi" else 1.0
+            img = np.pad(img, ((0, ph), (0, pw), (0, 0)), constant_values=bg)
+            lab = np.pad(lab, ((0, ph), (0, pw)), constant_values=IGNORE)
+        else:
+            img, lab = augment(image, mask, rng, size=crop, config=cfg, modality=modality, ignore_index=IGNORE)
+        xs.append(img)
+        ys.append(lab)
+    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(np.stack(ys))
+    return x, y

@@ -1,0 +1,212 @@
+"""Training a SegModel on a SimDataset.
+
+Each epoch draws one augmented crop per training frame (see :mod:`topdown.seg.augment`),
+optimises cross-entropy + soft Dice with AdamW on a cosine learning-rate schedule, then
+scores the held-out validation frames (mIoU). After every epoch the checkpoint and the
+resumable training state are written atomically, so ``resume=True`` continues from the
+last finished epoch and reproduces an uninterrupted run (every epoch's randomness is a
+function of ``(seed, epoch)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .augment import AugmentConfig
+from .checkpoint import load, load_state, save, save_state, state_path
+from .data import dataset_pixel_size, open_dataset, read_frame, split
+from .loop import loss_fn, lr_at, make_batch, pick_device
+from .metrics import scores
+from .model import DEFAULT_WIDTHS, SegModel
+from .scoring import confusion_on
+
+log = logging.getLogger(__name__)
+
+
+class _Frames:
+    """Frames of a dataset, decoded once and kept (uint8) when they fit in ``cache_mb``."""
+
+    def __init__(self, ds, px: float | None, cache_mb: float = 2048) -> None:
+        self.ds, self.px = ds, px
+        size = int(getattr(ds, "size", 0) or 256)
+        self.cache = {} if len(ds) * size * size * 4 / 1e6 <= cache_mb else None
+
+    def __getitem__(self, i: int):
+        if self.cache is not None and i in self.cache:
+            return self.cache[i]
+        item = read_frame(self.ds, i, self.px)
+        if self.cache is not None:
+            self.cache[i] = item
+        return item
+
+
+def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_size: int = 8,
+          crop: int | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
+          val_fraction: float = 0.1, widths: tuple[int, ...] = DEFAULT_WIDTHS, norm: str = "batch",
+          augment: bool | AugmentConfig = True, dice_weight: float = 0.5, device: str = "auto",
+          seed: int = 0, resume: bool = False, name: str | None = None,
+          threads: int | None = None, progress: bool = True) -> SegModel:
+    """Train a region-segmentation U-Net on simulated frames.
+
+    Parameters
+    ----------
+    ds
+        SimDataset or its folder (``topdown simulate --out``).
+    out
+        Checkpoint path (safetensors format whatever the extension, plus ``.json``
+        metadata and ``.state.safetensors`` for resuming). ``None``: keep in memory only.
+    epochs
+        Passes over the training frames (one random augmented crop per frame per pass).
+    batch_size, crop
+        Crops per step and crop side in px (default: the frame size, at most 256).
+    lr, weight_decay, dice_weight
+        AdamW learning rate (cosine schedule) and decay; weight of the soft-Dice term.
+    val_fraction
+        Fraction of frames held out for validation (frame-level, fixed by ``seed``).
+    widths, norm
+        U-Net architecture (see :class:`~topdown.seg.SegModel`).
+    augment
+        ``True`` (default strengths), ``False`` (random crops only) or an
+        :class:`~topdown.seg.augment.AugmentConfig`.
+    device
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    seed
+        Fixes initialisation, split, crops and augmentation.
+    resume
+        Continue from ``out`` and its training state.
+    name
+        Model name (default: the dataset name).
+    threads
+        ``torch.set_num_threads`` for the run (default: leave as is).
+    progress
+        Show a progress bar with loss and validation mIoU.
+
+    Returns
+    -------
+    The trained SegModel (on CPU, eval mode), with ``metrics`` (validation IoU per class,
+    mIoU, history per epoch).
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> model = td.seg.train("sims/brain", out="models/brain.pt", epochs=30)  # doctest: +SKIP
+    """
+    from .._files import output_file
+    from .._progress import progress as bar
+
+    ds = open_dataset(ds)
+    if len(ds) == 0:
+        raise InputError("the dataset has no completed frames; run `topdown simulate` first.")
+    if epochs < 1:
+        raise InputError(f"epochs must be >= 1, got {epochs}")
+    if out is not None:
+        out = output_file(out, inputs=())
+    if resume and out is None:
+        raise InputError("resume=True needs out= (the checkpoint to continue).")
+    device = pick_device(device)
+    if threads:
+        torch.set_num_threads(int(threads))
+    classes = list(ds.classes)
+    px = dataset_pixel_size(ds)
+    modality = getattr(ds, "modality", "he")
+    size = int(getattr(ds, "size", 0) or read_frame(ds, 0)[1].shape[0])
+    crop = int(crop or min(size, 256))
+    cfg = None if augment is False else (augment if isinstance(augment, AugmentConfig) else AugmentConfig())
+    train_idx, val_idx = split(len(ds), val_fraction, seed)
+    steps_per_epoch = max(1, math.ceil(len(train_idx) / batch_size))
+    total_steps = steps_per_epoch * epochs
+    config = {"epochs": epochs, "batch_size": batch_size, "crop": crop, "lr": lr,
+              "weight_decay": weight_decay, "val_fraction": val_fraction, "dice_weight": dice_weight,
+              "augment": None if cfg is None else cfg.to_dict(), "seed": seed,
+              "n_train": len(train_idx), "n_val": len(val_idx),
+              "dataset": str(getattr(ds, "path", "")), "dataset_seed": getattr(ds, "seed", None)}
+    torch.manual_seed(seed)
+    start_epoch, history = 0, []
+    if resume and state_path(out).is_file():
+        model = load(out, classes=classes)
+        if model.spec_hash and getattr(ds, "spec_hash", None) and model.spec_hash != ds.spec_hash:
+            raise InputError(f"'{out}' was trained on another spec (hash {model.spec_hash[:12]} vs "
+                             f"{ds.spec_hash[:12]}); resume with the same --data or drop --resume.")
+        model.to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        info = load_state(out, opt, model)
+        start_epoch, history = int(info["epoch"]) + 1, list(info.get("history", []))
+        log.info("resuming %s at epoch %d/%d", out, start_epoch + 1, epochs)
+    else:
+        model = SegModel(classes, colors=dict(getattr(ds, "colors", {}) or {}), pixel_size_um=px,
+                         modality=modality, widths=tuple(widths), norm=norm,
+                         spec_hash=getattr(ds, "spec_hash", None) or None,
+                         name=name or getattr(ds, "name", None) or None, seed=seed).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model.train_config = config
+    frames = _Frames(ds, px)
+    metrics: dict = dict(model.metrics)
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([int(seed), int(epoch), 17])
+        torch.manual_seed(int(seed) * 100_003 + epoch)
+        order = rng.permutation(train_idx)
+        model.train()
+        losses = []
+        pb = bar(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=None if progress else True)
+        for s in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + s
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total_steps, lr)
+            x, y = make_batch(frames, order[s * batch_size:(s + 1) * batch_size], rng, crop, cfg, modality)
+            x, y = x.to(device), y.to(device)
+            loss = loss_fn(model(x), y, dice_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            pb.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            pb.update(1)
+        model.eval()
+        rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 3)}
+        if len(val_idx):
+            val = scores(confusion_on(model, frames_ds(frames), val_idx, device=device), model.names)
+            rec.update(val_miou=val["miou"], val_pixel_accuracy=val["pixel_accuracy"])
+            metrics.update(val_iou=val["iou"], val_dice=val["dice"], val_miou=val["miou"],
+                           val_mdice=val["mdice"], val_pixel_accuracy=val["pixel_accuracy"])
+            pb.set_postfix(loss=f"{rec['loss']:.3f}", mIoU=f"{val['miou']:.3f}")
+        pb.close()
+        history.append(rec)
+        metrics.update(history=history, epochs_done=epoch + 1, final_loss=rec["loss"])
+        model.metrics = dict(metrics)
+        if out is not None:
+            model.cpu()
+            save(model, out)
+            save_state(out, opt, {"epoch": epoch, "history": history, "seed": seed, "epochs": epochs}, model)
+            model.to(device)
+    model.metrics = dict(metrics)
+    model.cpu().eval()
+    if out is not None:
+        model.source = str(out)
+    return model
+
+
+class _CachedDataset:
+    """Adapter so validation reads frames through the training cache."""
+
+    def __init__(self, frames: _Frames) -> None:
+        self.frames = frames
+        self.pixel_size_um = frames.px
+
+    def __getitem__(self, i: int):
+        image, mask = self.frames[int(i)]
+        return image, mask, {}
+
+    def __len__(self) -> int:
+        return len(self.frames.ds)
+
+
+def frames_ds(frames: _Frames) -> _CachedDataset:
+    return _CachedDataset(frames)
