@@ -103,11 +103,18 @@ def _assign_one(xy: np.ndarray, store: StoredRegions, mode: str, radius: float |
     return _Result(frac, wsum, np.zeros(n, dtype=np.int64), store.classes)
 
 
+_TIE = 1e-9
+
+
 def _decide(res: _Result, min_tissue_fraction: float) -> _Result:
     frac = res.fractions
     tissue = 1.0 - frac[:, 0]
-    best = 1 + np.argmax(frac[:, 1:], axis=1) if frac.shape[1] > 1 else np.zeros(len(frac), int)
-    on = (tissue >= min_tissue_fraction) & (tissue > 1e-9)
+    if frac.shape[1] > 1:  # ties (within float noise) go to the earlier class
+        reg = frac[:, 1:]
+        best = 1 + np.argmax(reg >= reg.max(axis=1, keepdims=True) - _TIE, axis=1)
+    else:
+        best = np.zeros(len(frac), int)
+    on = (tissue >= min_tissue_fraction - _TIE) & (tissue > _TIE)
     labels = np.where(on, best, 0)
     conf = res.confidence[np.arange(len(labels)), labels]
     return _Result(frac, conf, labels, res.classes)
@@ -274,6 +281,9 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
                                  f"(have: {sorted(stores)}).")
         elif len(stores) == 1:
             lib = next(iter(stores))
+            sp_libs = list(adata.uns.get("spatial") or {}) if isinstance(adata.uns.get("spatial"), dict) else []
+            if lib == "*" and len(sp_libs) == 1:
+                lib = str(sp_libs[0])
         else:
             raise InputError(f"adata.uns['{regions_key}'] has regions for several libraries "
                              f"{sorted(stores)}: pass library_key= (the obs column naming each "

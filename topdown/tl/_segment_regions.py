@@ -49,7 +49,7 @@ def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
             prov[f"model_{attr}" if attr != "name" else "model_name"] = val
     for k, v in (rmap.meta or {}).items():
         prov.setdefault(str(k), v)
-    if "weights_hash" not in prov and isinstance(model, str):
+    if not ({"weights_hash", "weights_sha256"} & set(prov)) and isinstance(model, str):
         from pathlib import Path
 
         p = Path(model)
