@@ -258,10 +258,7 @@ class DatasetWriter:
                     "nuclei": _tif_bytes(nuclei_mask)}
         for key, data in payloads.items():
             with atomic_path(self.path / rel[key]) as tmp:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                _write_synced(tmp, data)
         full = {"index": int(index), "id": fid, **rel, **record}
         full.update({"index": int(index), "id": fid, **rel})
         line = json.dumps(full, sort_keys=False, default=_json_default) + "\n"
@@ -275,6 +272,13 @@ class DatasetWriter:
                               "the same command to resume.") from exc
         self._done.add(int(index))
         return full
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _repair_manifest(path: Path) -> None:

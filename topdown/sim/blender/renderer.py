@@ -48,6 +48,7 @@ class BlenderRenderer:
 
     def __init__(self, *, threads: int | None = None, device: str = "auto", subdivisions: int = 2) -> None:
         self.threads = threads
+        self.subdivisions = int(subdivisions)
         self.scene = _scene.empty_scene()
         _scene.enable_cycles()
         self.device = "CPU"
@@ -116,7 +117,7 @@ class BlenderRenderer:
             fold_mask = fold_raster(section)
         rng = np.random.default_rng(seed)
         _scene.configure(self.scene, width=w, height=h, samples=samples, seed=seed,
-                         threads=self.threads, device=self.device)
+                         threads=self.threads, device=self.device, linear=modality == "dapi")
         self._ensure_slab(h, w)
         self._set_modality(modality)
         if modality != "dapi":
@@ -126,6 +127,7 @@ class BlenderRenderer:
         self._slab_image.pixels.foreach_set(np.ascontiguousarray(tex[::-1]).ravel())
         self._slab_image.update()
         self._set_nuclei(section, modality)
+        self._set_detail(section)
         _camera.frame_field(self.camera, section.width_um, section.height_um,
                             focus_offset_um=focus_offset_um, defocus_ratio=defocus_ratio)
         t1 = time.perf_counter()
@@ -139,6 +141,15 @@ class BlenderRenderer:
         t2 = time.perf_counter()
         return image, {"prepare_seconds": t1 - t0, "cycles_seconds": t2 - t1,
                        "device": self.device, "samples": int(samples)}
+
+    def _set_detail(self, section) -> None:
+        """Ico-sphere detail from the on-screen nucleus size (sub-pixel nuclei need few faces)."""
+        ico = next(n for n in self.nuclei.modifiers["instancer"].node_group.nodes
+                   if n.bl_idname == "GeometryNodeMeshIcoSphere")
+        size_px = float(np.median(section.cells["major_um"])) / section.pixel_size_um if section.n_cells() else 0
+        want = 1 if size_px < 4 else self.subdivisions
+        if ico.inputs["Subdivisions"].default_value != want:
+            ico.inputs["Subdivisions"].default_value = want
 
     def _set_nuclei(self, section, modality: str) -> None:
         c = section.cells

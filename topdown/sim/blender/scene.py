@@ -25,8 +25,11 @@ def empty_scene() -> bpy.types.Scene:
 
 
 def configure(scene: bpy.types.Scene, *, width: int, height: int, samples: int, seed: int,
-              threads: int | None, device: str = "CPU") -> None:
-    """Cycles settings for a fast, deterministic, transmission-only render."""
+              threads: int | None, device: str = "CPU", linear: bool = False) -> None:
+    """Cycles settings for a fast, deterministic, transmission-only render.
+
+    ``linear=True`` writes linear values (fluorescence camera) instead of sRGB.
+    """
     enable_cycles()
     r = scene.render
     r.engine = "CYCLES"
@@ -39,7 +42,6 @@ def configure(scene: bpy.types.Scene, *, width: int, height: int, samples: int, 
     r.image_settings.color_mode = "RGB"
     r.image_settings.color_depth = "8"
     r.image_settings.compression = 0
-    r.filter_size = 1.0
     c = scene.cycles
     c.device = device
     c.samples = int(samples)
@@ -53,8 +55,10 @@ def configure(scene: bpy.types.Scene, *, width: int, height: int, samples: int, 
     c.caustics_reflective = c.caustics_refractive = False
     c.sample_clamp_direct = c.sample_clamp_indirect = 0.0
     c.pixel_filter_type = "GAUSSIAN"
+    c.filter_width = 1.5  # px: sub-pixel nuclei at low magnification average over neighbours
     c.use_auto_tile = False
-    scene.view_settings.view_transform = "Standard"
+    # bright field: sRGB-encoded like a colour camera; fluorescence: a linear (scientific) camera
+    scene.view_settings.view_transform = "Raw" if linear else "Standard"
     scene.view_settings.look = "None"
     scene.view_settings.exposure = 0.0
     scene.view_settings.gamma = 1.0

@@ -75,6 +75,8 @@ def slab_texture(section, labels: np.ndarray, modality: str, rng: np.random.Gene
         if not sel.any():
             continue
         st = style_of(section, name)
+        if st.get("tissue", True) is False:  # a cavity (ventricle, canal): bare glass
+            continue
         eosin = float(st.get("eosin", 0.5))
         kind = str(st.get("texture", "neuropil"))
         if kind == "fibres":
