@@ -14,6 +14,10 @@ def check_matrix(adata, source: str) -> None:
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"the count matrix '{source}' is empty ({adata.n_obs} barcodes x {adata.n_vars} "
                          "genes); check that the file was copied completely.")
+    total = adata.X.sum() if adata.X is not None else 0
+    if not total:
+        raise InputError(f"the count matrix '{source}' holds no counts (all {adata.n_obs} x "
+                         f"{adata.n_vars} entries are zero); check that the file was copied completely.")
     if adata.obs_names.has_duplicates:
         dup = adata.obs_names[adata.obs_names.duplicated()][0]
         raise InputError(f"duplicate barcode/cell id '{dup}' in '{source}'; each observation must be "

@@ -38,9 +38,14 @@ def write_annotated(adata, path: str | os.PathLike, *, compression: str | None =
     try:
         with atomic_path(out) as tmp:
             adata.write_h5ad(tmp, compression=compression)
-    except (TypeError, ValueError) as exc:
+    except OutputError:
+        raise
+    except OSError:
+        raise
+    except Exception as exc:  # anndata's IORegistryError, TypeError, ValueError, ...
         raise OutputError(f"cannot write '{out}': a field of the AnnData is not h5ad-serialisable "
-                          f"({exc}); nothing was written.") from exc
+                          f"({type(exc).__name__}: {exc}); nothing was written. Convert or delete "
+                          "that field (e.g. del adata.uns[...]) and retry.") from exc
 
 
 def read_annotated(path: str | os.PathLike):
