@@ -1,0 +1,1 @@
+"""The ``topdown demo`` pipeline: a simulated multi-sample study, end to end, with a report."""
