@@ -155,7 +155,7 @@ def test_segment_regions_scale_and_provenance(visium_outs, monkeypatch):
     st = a.uns["regions"]["libraries"][LIB]
     assert st["scale_to_fullres"] == pytest.approx(4.0 / sf["tissue_lowres_scalef"])
     prov = st["provenance"]
-    assert prov["model"] == "fake_model" and prov["weights_sha256"] == "abc"
+    assert prov["model_argument"] == "fake_model" and prov["model"] == "fake" and prov["weights_sha256"] == "abc"
     assert prov["topdown_version"] == td.__version__ and prov["parameters"]["image_key"] == "lowres"
     gj = json.loads(st["geojson"])
     xs = np.array(gj["features"][0]["geometry"]["coordinates"][0])[:, 0]

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import DataFileError
+from ..errors import DataFileError, OutputError
 
 log = logging.getLogger("topdown")
 
@@ -65,10 +65,20 @@ def read_any(path: str | Path, *, all_spots: bool = False):
                         "folder (cell_by_gene.csv); pass one of those or an .h5ad.")
 
 
+def _not_the_input(path: str, source: str) -> None:
+    # (topdown._files.output_file swallows its own OutputError, an OSError subclass; check here too)
+    p, src = Path(path).expanduser(), Path(source).expanduser()
+    if p.exists() and src.exists() and p.resolve() == src.resolve():
+        raise OutputError(f"refusing to overwrite the input '{source}'; give a different output path.")
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import io, tl
     from .._files import output_file
 
+    for target in (args.out, args.overlay):
+        if target:
+            _not_the_input(target, args.input)
     out = output_file(args.out, inputs=(args.input,))
     overlay = output_file(args.overlay, inputs=(args.input,)) if args.overlay else None
     adata = read_any(args.input, all_spots=args.all_spots)

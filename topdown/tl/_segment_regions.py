@@ -42,7 +42,7 @@ def _as_uint8_rgb(img: np.ndarray) -> np.ndarray:
 def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
     prov: dict[str, Any] = {}
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        prov["model"] = str(model)
+        prov["model_argument"] = str(model)
     for attr in ("name", "spec_hash", "pixel_size_um", "modality", "weights_hash"):
         val = getattr(model, attr, None)
         if val is not None and not callable(val):
