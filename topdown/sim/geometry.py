@@ -279,16 +279,16 @@ def _b_butterfly(g, ctx):
     cx, cy = ctx.vec(g.get("center", [0, 0]))
     w, h = ctx.num(g["width"]), ctx.num(g["height"])
     dors, vent = ctx.num(g.get("dorsal", 1.0)), ctx.num(g.get("ventral", 1.0))
-    parts = [_ellipse((cx, cy + 0.02 * h), (0.2 * w, 0.1 * h), 0.0)]  # grey commissure
+    parts = [_ellipse((cx, cy + 0.01 * h), (0.16 * w, 0.07 * h), 0.0)]  # grey commissure
     for side in (-1, 1):
         # dorsal horn: slender, tilted outwards, reaching the dorsolateral surface
-        parts.append(_ellipse((cx + side * 0.2 * w * dors, cy - 0.24 * h),
-                              (0.1 * w * dors, 0.3 * h), side * -28.0))
-        # ventral horn: broad, rounded
-        parts.append(_ellipse((cx + side * 0.23 * w * vent, cy + 0.2 * h),
-                              (0.2 * w * vent, 0.26 * h), side * 18.0))
+        parts.append(_ellipse((cx + side * 0.17 * w * dors, cy - 0.24 * h),
+                              (0.08 * w * dors, 0.29 * h), side * -25.0))
+        # ventral horn: broad, rounded, pointing ventrolaterally
+        parts.append(_ellipse((cx + side * 0.21 * w * vent, cy + 0.2 * h),
+                              (0.15 * w * vent, 0.2 * h), side * 30.0))
         # intermediate zone joining them
-        parts.append(_ellipse((cx + side * 0.18 * w, cy), (0.15 * w, 0.16 * h), 0.0))
+        parts.append(_ellipse((cx + side * 0.15 * w, cy + 0.02 * h), (0.12 * w, 0.13 * h), 0.0))
     shape = shapely.union_all(parts).buffer(0.03 * w).buffer(-0.03 * w)
     part = g.get("part", "all")
     big = 10 * max(w, h)

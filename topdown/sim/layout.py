@@ -135,14 +135,18 @@ def layout(spec: TissueSpec, seed: int, *, size: int | None = None,
         x0, y0, x1, y1 = tissue.bounds
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + f_rng.normal(0, 0.03 * side_um, 2)
     else:
-        centre = _cells.uniform_points(tissue, 1, f_rng)[0]
+        focus = tissue
+        if var.focus:
+            focus = _clean(shapely.intersection(shapely.union_all([regions.get(n, shapes.get(n))
+                                                                   for n in var.focus]), tissue))
+        centre = _cells.uniform_points(focus if not focus.is_empty else tissue, 1, f_rng)[0]
     shift = (side_um / 2 - centre[0], side_um / 2 - centre[1])
     params.update(pixel_size_um=px, fov_um=side_um, fov="whole" if whole else "crop",
                   fov_centre_um=[float(centre[0]), float(centre[1])])
     margin = 20.0
     view = box(-margin, -margin, side_um + margin, side_um + margin)
     frame = box(0, 0, side_um, side_um)
-    regions = {k: shapely.intersection(affinity.translate(g, *shift), view) for k, g in regions.items()}
+    regions = {k: _clean(shapely.intersection(affinity.translate(g, *shift), view)) for k, g in regions.items()}
     shapes = {k: affinity.translate(g, *shift) for k, g in shapes.items()}
     if f_rng.random() < var.edge_cut:
         regions, params["edge_cut"] = _edge_cut(regions, side_um, f_rng)

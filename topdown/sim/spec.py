@@ -311,7 +311,8 @@ class VariationSpec(_Spec):
     centred on the section rather than a random crop centre), ``edge_cut`` (probability
     of a straight capture-area edge cutting the section), ``hemisection`` (probability of
     keeping one half), ``pixel_size_jitter`` (relative, e.g. 0.2 = ±20 %), ``variables``
-    (named ranges sampled per frame, used by geometry ``{lerp: [a, b], var: name}``).
+    (named ranges sampled per frame, used by geometry ``{lerp: [a, b], var: name}``),
+    ``focus`` (regions or shapes inside which crop centres are drawn; default the tissue).
     """
 
     scale: tuple[float, float] = _f("range", (0.9, 1.1), lo=0.05, hi=20.0)
@@ -325,6 +326,7 @@ class VariationSpec(_Spec):
     hemisection: float = _f("float", 0.0, lo=0.0, hi=1.0)
     pixel_size_jitter: float = _f("float", 0.2, lo=0.0, hi=0.9)
     variables: dict = _f("ranges", {})
+    focus: list[str] = _f("strlist", [])
 
 
 @dataclass
@@ -454,6 +456,9 @@ class TissueSpec(_Spec):
                     raise SpecError(f"regions[{i}].populations[{j}].within ({p.name}): unknown "
                                     f"{p.within!r}; allowed: {', '.join(known)}")
         _check_acyclic(graph)
+        for j, name in enumerate(self.variation.focus):
+            if name not in known:
+                raise SpecError(f"variation.focus[{j}]: unknown {name!r}; allowed: {', '.join(known)}")
         if self.pathology is not None:
             for part in (self.pathology.cell_loss, self.pathology.lesion):
                 if part is not None and part.region not in names:
