@@ -151,3 +151,53 @@ def test_train_bad_input(tmp_path, toy_ds):
         if torch.cuda.is_available():
             pytest.skip("CUDA present")
         td.seg.train(toy_ds, epochs=1, device="cuda")
+
+
+def _shifted(rng, n):
+    """'Real-like' frames: the toy task with a strong stain shift the model never saw."""
+    out = []
+    for _ in range(n):
+        img, mask = toy_frame(rng)
+        img = np.clip(img.astype(float)[..., ::-1] * 0.85, 0, 255).astype(np.uint8)  # swap R/B, darker
+        out.append((img, mask))
+    return out
+
+
+def test_finetune_with_points_and_masks(trained):
+    model, _ = trained
+    rng = np.random.default_rng(11)
+    train_set, test_set = _shifted(rng, 3), _shifted(rng, 4)
+    # point labels: 40 random labelled pixels per image, as (xy, names)
+    pts = []
+    for _, mask in train_set:
+        r, c = rng.integers(0, 48, 40), rng.integers(0, 48, 40)
+        pts.append((np.c_[c + 0.5, r + 0.5], [model.names[k] for k in mask[r, c]]))
+    tuned = td.seg.finetune(model, [i for i, _ in train_set], pts, pixel_size_um=4.0, steps=40,
+                            lr=3e-3, crop=32, spot_radius_px=1.0, seed=0, device="cpu")
+    assert tuned is not model and tuned.name.endswith("+finetuned")
+    ft = tuned.metrics["finetune"]
+    assert ft["n_images"] == 3 and ft["n_labelled_pixels"] > 0
+
+    def acc(m):
+        hits = 0
+        for img, mask in test_set:
+            hits += (td.seg.segment(img, m, pixel_size_um=4.0, tissue=False).labels == mask).mean()
+        return hits / len(test_set)
+
+    assert acc(tuned) > acc(model)
+    # full masks (255 = unlabelled) are accepted too
+    masks = [m.copy() for _, m in train_set]
+    masks[0][:10] = 255
+    td.seg.finetune(model, [i for i, _ in train_set], masks, pixel_size_um="model", steps=2, crop=32,
+                    device="cpu", augment_images=True)
+
+
+def test_finetune_bad_labels(trained):
+    model, _ = trained
+    img = np.full((48, 48, 3), 200, np.uint8)
+    with pytest.raises(InputError, match="unknown region"):
+        td.seg.finetune(model, [img], [(np.array([[3, 3]]), ["hippocampus"])], pixel_size_um=4.0, steps=1)
+    with pytest.raises(InputError, match="shape"):
+        td.seg.finetune(model, [img], [np.zeros((10, 10), np.uint8)], pixel_size_um=4.0, steps=1)
+    with pytest.raises(InputError, match="one label set per image"):
+        td.seg.finetune(model, [img, img], [np.zeros((48, 48), np.uint8)], pixel_size_um=4.0, steps=1)
