@@ -65,8 +65,8 @@ def resample_array(image: np.ndarray, factor: float, *, order: int = 1) -> np.nd
         cols = np.minimum(((np.arange(w) + 0.5) / factor).astype(np.int64), image.shape[1] - 1)
         return image[rows][:, cols]
     if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
-        return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR,
-                                                        box=(0, 0, w / factor, h / factor)))
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, box=(
+            0, 0, min(w / factor, image.shape[1]), min(h / factor, image.shape[0]))))
     chans = image[..., None] if image.ndim == 2 else image
     out = np.stack([np.asarray(Image.fromarray(chans[..., k].astype(np.float32), mode="F").resize(
         (w, h), Image.BILINEAR, box=(0, 0, min(w / factor, image.shape[1]), min(h / factor, image.shape[0]))))
