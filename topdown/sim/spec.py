@@ -460,10 +460,11 @@ class TissueSpec(_Spec):
             if name not in known:
                 raise SpecError(f"variation.focus[{j}]: unknown {name!r}; allowed: {', '.join(known)}")
         if self.pathology is not None:
-            for part in (self.pathology.cell_loss, self.pathology.lesion):
+            for key in ("cell_loss", "lesion"):
+                part = getattr(self.pathology, key)
                 if part is not None and part.region not in names:
-                    raise SpecError(f"pathology.{type(part).__name__.removesuffix('Spec').lower()}.region: "
-                                    f"unknown {part.region!r}; allowed: {', '.join(names)}")
+                    raise SpecError(f"pathology.{key}.region: unknown {part.region!r}; "
+                                    f"allowed: {', '.join(names)}")
 
     def validate(self) -> TissueSpec:
         """Re-run all checks (after editing fields in Python); returns ``self``."""
