@@ -22,7 +22,6 @@ from .infer import _resolve_factor
 from .loop import IGNORE, lr_at, pick_device
 from .resample import map_shape, resample_array, resample_tile
 
-
 #: fine-tuning adapts to the real images: flips, 90° turns and mild colour jitter only
 FINETUNE_AUGMENT = AugmentConfig(p_geometric=0.0, hed_sigma=0.02, hed_bias=0.01, hue=0.01, saturation=(0.9, 1.1),
                                  gamma=(0.9, 1.1), brightness=0.03, contrast=(0.9, 1.1), p_blur=0.1,
