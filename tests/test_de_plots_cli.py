@@ -77,10 +77,10 @@ def test_cli_writes_csv_and_heatmap_with_conditions(small_study, tmp_path):
     assert not list(tmp_path.glob(".de.csv*"))  # no temporary left behind
     # heatmap across regions x conditions uses the data's pseudobulk
     res.attrs["params"] = {"condition_key": "condition", "sample_key": "sample", "region_key": "region",
-                           "layer": "counts"}
+                           "layer": "counts", "reference": "healthy"}
     ax = td.pl.region_de_heatmap(res, small_study, n_top=3, padj=0.5, show=False)
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert "a | healthy" in labels and "b | disease" in labels
+    assert labels == ["a | healthy", "a | disease", "b | healthy", "b | disease"]
     plt.close("all")
 
 

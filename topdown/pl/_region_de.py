@@ -141,7 +141,10 @@ def _condition_means(adata, genes: list[str], params: dict) -> pd.DataFrame:
     cpm = np.log2(1 + 1e6 * X / np.maximum(X.sum(axis=1, keepdims=True), 1))
     frame = pd.DataFrame(cpm, columns=pb.var_names.astype(str))[genes]
     cols = pb.obs[rk].astype(str).to_numpy() + " | " + pb.obs[ck].astype(str).to_numpy()
-    return frame.groupby(cols, sort=False).mean().T
+    means = frame.groupby(cols, sort=False).mean().T
+    ref = str(params.get("reference", ""))
+    order = sorted(means.columns, key=lambda c: (c.split(" | ")[0], c.split(" | ")[1] != ref, c))
+    return means[order]
 
 
 def region_de_heatmap(res, adata=None, *, n_top: int = 5, padj: float = 0.05, ax=None,
