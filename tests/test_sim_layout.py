@@ -226,3 +226,12 @@ def test_patterns_shape_the_cells():
     other = sec.cells[sec.cells["cell_type"] == "juxtaglomerular_glia"]
     d = np.hypot(other["x_um"].to_numpy()[:, None] - objects[:, 0], other["y_um"].to_numpy()[:, None] - objects[:, 1])
     assert ((d / objects[:, 2]).min(axis=1) >= 1.0).all()
+
+
+def test_public_names_callable_after_submodule_import():
+    import importlib
+
+    importlib.import_module("topdown.sim.layout")
+    importlib.import_module("topdown.sim.presets")
+    assert "spinal_cord" in td.sim.presets()
+    assert td.sim.layout(td.sim.load_preset("spinal_cord"), 0, size=16).shape == (16, 16)
