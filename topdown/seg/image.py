@@ -4,8 +4,8 @@ Every source exposes ``shape`` (H, W) and ``read(r0, r1, c0, c1) -> uint8 (h, w,
 Conversions: greyscale -> replicated to 3 channels; RGBA / LA -> composited on white
 (H&E) or black (DAPI); uint16 / float -> rescaled by robust percentiles (0.5 %, 99.5 %)
 computed once on a strided thumbnail, so every tile uses the same mapping.
-TIFF files are opened lazily (tifffile + zarr), so a whole-slide TIFF is never decoded
-at once; PNG/JPEG are decoded whole (their formats do not allow tiled reads).
+Tiled or striped TIFFs are read lazily (only the tiles a read touches are decoded), so a
+whole-slide TIFF is never decoded at once; PNG/JPEG are decoded whole (their formats do not allow tiled reads).
 """
 
 from __future__ import annotations
@@ -94,22 +94,59 @@ class ImageSource:
         return np.ascontiguousarray(a, dtype=np.uint8)
 
 
+class _TiffSegments:
+    """Lazy (H, W[, C]) view of a TIFF's first page: decodes only the tiles/strips a read touches."""
+
+    def __init__(self, path: Path) -> None:
+        import tifffile
+
+        self.tif = tifffile.TiffFile(str(path))
+        page = self.tif.pages[0]
+        self.page = page
+        self.shape = tuple(page.shape)
+        self.dtype = page.dtype
+        if page.is_tiled:
+            self.seg = (int(page.tilelength), int(page.tilewidth))
+        else:
+            self.seg = (int(page.rowsperstrip or page.shape[0]), int(page.shape[1]))
+        self.nrow = -(-self.shape[0] // self.seg[0])
+        self.ncol = -(-self.shape[1] // self.seg[1])
+
+    def __getitem__(self, key):
+        rs, cs = key[0], key[1]
+        r0, r1, rstep = rs.indices(self.shape[0])
+        c0, c1, cstep = cs.indices(self.shape[1])
+        out = np.zeros((max(0, r1 - r0), max(0, c1 - c0), *self.shape[2:]), dtype=self.dtype)
+        fh, page = self.tif.filehandle, self.page
+        for i in range(r0 // self.seg[0], -(-r1 // self.seg[0])):
+            for j in range(c0 // self.seg[1], -(-c1 // self.seg[1])):
+                k = i * self.ncol + j
+                fh.seek(page.dataoffsets[k])
+                seg, idx, _ = page.decode(fh.read(page.databytecounts[k]), k, jpegtables=page.jpegtables)
+                seg = seg[0]  # (length, width, samples)
+                y, x = idx[-3], idx[-2]
+                ya, yb = max(r0, y), min(r1, y + seg.shape[0], self.shape[0])
+                xa, xb = max(c0, x), min(c1, x + seg.shape[1], self.shape[1])
+                if ya < yb and xa < xb:
+                    block = seg[ya - y:yb - y, xa - x:xb - x]
+                    out[ya - r0:yb - r0, xa - c0:xb - c0] = block if len(self.shape) == 3 else block[..., 0]
+        return out[::rstep, ::cstep]
+
+
 def _open_tiff(path: Path):
     import tifffile
-    import zarr
 
     try:
-        store = tifffile.imread(str(path), aszarr=True)
-        z = zarr.open(store, mode="r")
+        with tifffile.TiffFile(str(path)) as tif:
+            page = tif.pages[0]
+            lazy = (page.planarconfig == 1 and len(page.shape) in (2, 3) and len(page.dataoffsets) > 1)
+        if lazy:
+            return _TiffSegments(path)
+        arr = tifffile.imread(str(path))
     except Exception as exc:
         raise DataFileError(f"cannot read TIFF '{path}': {exc}. Check that the file is a complete image.") from exc
-    if hasattr(z, "shape"):
-        arr = z
-    else:  # a pyramid group: level 0 is full resolution
-        arr = z[sorted(z.array_keys())[0]]
-    shape = arr.shape
-    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] > 4:  # planar (C, H, W): load and transpose
-        arr = np.moveaxis(np.asarray(arr), 0, -1)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] > 4:  # planar (C, H, W)
+        arr = np.moveaxis(arr, 0, -1)
     return arr
 
 

@@ -3,8 +3,10 @@
 H&E: optical density (white glass = low OD). DAPI: intensity (dark glass), smoothed more
 because nuclei are sparse. Holes enclosed by tissue are filled, so that ventricles or
 vessels inside a section are left to the model (they may be region classes).
-If the thumbnail has no clear background (the low Otsu class is itself stained), every
-pixel counts as tissue.
+Glass is assumed present only if the low Otsu class covers most of the thumbnail border
+(sections lie inside the slide; a crop full of tissue has tissue at its border) and is
+clearly apart from the high class; otherwise every pixel counts as tissue. Absolute
+levels are not used: real scans have grey or tinted glass (e.g. Visium lowres images).
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ def tissue_mask(rgb: np.ndarray, modality: str = "he") -> np.ndarray:
     rgb = np.asarray(rgb, dtype=np.float32)
     if modality == "dapi":
         signal = rgb.mean(axis=2) / 255.0
-        sigma, floor = 4.0, 0.08
+        sigma, gap = 4.0, 0.04
     else:
         signal = (-np.log10((rgb + 1.0) / 256.0)).mean(axis=2)
-        sigma, floor = 2.0, 0.12
+        sigma, gap = 2.0, 0.05
     smooth = ndi.gaussian_filter(signal, sigma)
-    if smooth.size < 4 or float(smooth.max() - smooth.min()) < 1e-3:
-        return np.full(smooth.shape, float(smooth.mean()) > floor, dtype=bool)
-    thr = threshold_otsu(smooth)
-    low = smooth[smooth <= thr]
-    if low.size and float(low.mean()) > floor:  # no empty glass in view
+    if min(smooth.shape) < 8 or float(smooth.max() - smooth.min()) < 1e-3:
         return np.ones(smooth.shape, dtype=bool)
+    thr = threshold_otsu(smooth)
     mask = smooth > thr
+    border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+    apart = float(smooth[mask].mean() - smooth[~mask].mean()) > gap
+    if border.mean() > 0.4 or not apart:  # no empty glass around the tissue
+        return np.ones(smooth.shape, dtype=bool)
     mask = ndi.binary_dilation(mask, iterations=2)
     return ndi.binary_fill_holes(mask)

@@ -1,0 +1,222 @@
+"""Inference, image handling, resampling, polygons, checkpoint I/O and input errors (no training)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import shapely
+import torch
+
+import topdown as td
+from topdown.errors import DataFileError, InputError
+from topdown.seg.image import open_image
+from topdown.seg.regionmap import polygons_from_labels
+from topdown.seg.resample import (
+    map_shape,
+    pixel_size_from_scalefactors,
+    resample_array,
+    resample_tile,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = td.seg.SegModel(["cortex", "striatum", "thalamus"], pixel_size_um=4.0, widths=(8, 16, 24), name="tiny")
+    # give BatchNorm non-trivial running statistics, as after training
+    m.train()
+    with torch.no_grad():
+        for _ in range(3):
+            m(torch.rand(2, 3, 32, 32))
+    return m.eval()
+
+
+def _img(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 245, np.uint8)
+    r0, r1, c0, c1 = h // 4, 3 * h // 4, w // 4, 3 * w // 4
+    img[r0:r1, c0:c1] = rng.integers(80, 200, (r1 - r0, c1 - c0, 3))
+    return img
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (65, 17), (130, 129)])
+def test_odd_sizes(model, shape):
+    img = _img(*shape)
+    r = td.seg.segment(img, model, pixel_size_um=4.0)
+    assert r.labels.shape == shape and r.image_shape == shape and r.downsample == 1.0
+    assert r.probabilities.shape == (4, *shape) and r.probabilities.dtype == np.float16
+    assert np.allclose(r.probabilities.astype(np.float32).sum(0), 1, atol=5e-3)
+    assert r.classes == model.classes and r.meta["model"] == "tiny"
+
+
+def test_channels_and_dtypes_agree(model):
+    img = _img(48, 40)
+    grey = img[..., 0]
+    base = td.seg.segment(np.repeat(grey[..., None], 3, axis=2), model, pixel_size_um="model").labels
+    assert np.array_equal(td.seg.segment(grey, model, pixel_size_um="model").labels, base)
+    # uint16 with the same content (robust percentiles rescale it back to ~0..255)
+    u16 = grey.astype(np.uint16) * 257
+    out16 = td.seg.segment(u16, model, pixel_size_um="model")
+    assert out16.labels.shape == grey.shape
+    # RGBA: fully opaque == RGB; fully transparent == white glass
+    rgba = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
+    rgb_labels = td.seg.segment(img, model, pixel_size_um="model").labels
+    assert np.array_equal(td.seg.segment(rgba, model, pixel_size_um="model").labels, rgb_labels)
+    src = open_image(np.dstack([img, np.zeros(img.shape[:2], np.uint8)]))
+    assert (src.read(0, 48, 0, 40) == 255).all()
+    assert open_image(np.zeros((5, 6), np.float32)).read(0, 5, 0, 6).shape == (5, 6, 3)
+
+
+def test_tiling_matches_single_pass(model):
+    img = _img(150, 170, seed=3)
+    whole = td.seg.segment(img, model, pixel_size_um="model", tissue=False, tile=256)
+    tiled = td.seg.segment(img, model, pixel_size_um="model", tissue=False, tile=64, overlap=32)
+    agree = (whole.labels == tiled.labels).mean()
+    assert agree > 0.95  # only tile-border context differs (BatchNorm eval: no tile statistics)
+    diff = np.abs(whole.probabilities.astype(np.float32) - tiled.probabilities.astype(np.float32))
+    assert np.median(diff) < 0.02
+
+
+def test_pixel_size_resampling(model):
+    img = _img(200, 160)
+    r = td.seg.segment(img, model, pixel_size_um=1.0, tile=32, overlap=8)  # 4x coarser map
+    assert r.labels.shape == (50, 40) and r.downsample == pytest.approx(4.0)
+    assert r.image_shape == (200, 160)
+    gdf = r.to_geodataframe()
+    assert gdf.total_bounds[2] <= 160 + 1e-6 and gdf.total_bounds[3] <= 200 + 1e-6
+    r2 = td.seg.segment(img, model, pixel_size_um=8.0)  # upsampling: map finer than image
+    assert r2.labels.shape == (400, 320) and r2.downsample == pytest.approx(0.5)
+
+
+def test_resample_round_trip_and_tiles():
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (40, 30, 3)).astype(np.uint8)
+    from scipy import ndimage as ndi
+
+    smooth = ndi.gaussian_filter(small.astype(float), (2, 2, 0)).astype(np.uint8)
+    up = resample_array(smooth, 3.0)
+    assert up.shape == (120, 90, 3)
+    back = resample_array(up, 1 / 3)
+    assert back.shape == smooth.shape
+    assert np.abs(back.astype(int) - smooth.astype(int))[2:-2, 2:-2].max() <= 3
+    labels = rng.integers(0, 5, (17, 23)).astype(np.uint8)
+    assert np.array_equal(resample_array(resample_array(labels, 4.0, order=0), 0.25, order=0), labels)
+    # tiles of a downsampled image equal the whole downsampled image
+    big = ndi.gaussian_filter(rng.integers(0, 255, (301, 257, 3)).astype(float), (3, 3, 0)).astype(np.uint8)
+    src, f = open_image(big), 0.37
+    h, w = map_shape(big.shape[:2], f)
+    whole = resample_tile(src, 0, h, 0, w, f)
+    parts = np.concatenate([np.concatenate([resample_tile(src, r, min(r + 32, h), c, min(c + 32, w), f)
+                                            for c in range(0, w, 32)], axis=1) for r in range(0, h, 32)])
+    assert np.abs(parts.astype(int) - whole.astype(int)).max() <= 2
+
+
+def test_polygons_cover_the_labels_exactly():
+    rng = np.random.default_rng(1)
+    labels = (rng.random((30, 40)) * 4).astype(np.uint8)
+    labels[10:20, 10:20] = 2
+    labels[13:16, 13:16] = 0  # a hole
+    rmap = td.seg.RegionMap(labels, ["a", "b", "c"], downsample=2.0)
+    gdf = rmap.to_geodataframe(coords="map")
+    for _, row in gdf.iterrows():
+        assert row.geometry.area == (labels == row.label).sum()
+        assert row.geometry.is_valid
+    # every pixel centre lies in exactly the polygon of its label
+    rr, cc = np.mgrid[0:30, 0:40]
+    pts = shapely.points(cc.ravel() + 0.5, rr.ravel() + 0.5)
+    got = np.zeros(labels.size, int)
+    for lab, geom in polygons_from_labels(labels).items():
+        got[shapely.contains(geom, pts)] = lab
+    assert np.array_equal(got.reshape(labels.shape), labels)
+    img_gdf = rmap.to_geodataframe()
+    assert img_gdf.area.sum() == pytest.approx(4 * (labels > 0).sum())
+
+
+def test_checkpoint_round_trip_and_class_check(model, tmp_path):
+    path = td.seg.save(model, tmp_path / "m.pt")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["classes"] == list(model.classes) and meta["pixel_size_um"] == 4.0
+    loaded = td.seg.load(path, classes=list(model.classes))
+    x = torch.rand(1, 3, 24, 24)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x), atol=2e-2)
+    with pytest.raises(InputError, match=r"cortex.*hippocampus|hippocampus.*cortex"):
+        td.seg.load(path, classes=["hippocampus"])
+    with open(path, "rb") as fh:
+        assert fh.read(8) != b"\x80\x02\x8a\x0a" * 2  # not a pickle
+    assert not any(p.suffix == ".pkl" for p in tmp_path.iterdir())
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(InputError, match="unknown model"):
+        td.seg.load("no_such_preset")
+    with pytest.raises(DataFileError, match="not found"):
+        td.seg.load(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(DataFileError, match="not a readable topdown checkpoint"):
+        td.seg.load(bad)
+    assert isinstance(td.seg.available_models(), list)
+
+
+def test_image_errors(model, tmp_path):
+    with pytest.raises(DataFileError, match="not found"):
+        td.seg.segment(tmp_path / "nope.png", model, pixel_size_um=1.0)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG garbage")
+    with pytest.raises(DataFileError, match="cannot read"):
+        td.seg.segment(broken, model, pixel_size_um=1.0)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(DataFileError, match="empty"):
+        td.seg.segment(empty, model, pixel_size_um=1.0)
+    with pytest.raises(InputError, match="empty"):
+        td.seg.segment(np.zeros((0, 5, 3), np.uint8), model, pixel_size_um=1.0)
+    with pytest.raises(InputError, match="shape"):
+        td.seg.segment(np.zeros((4, 5, 7), np.uint8), model, pixel_size_um=1.0)
+    with pytest.raises(InputError, match="--pixel-size.*scalefactors"):
+        td.seg.segment(_img(20, 20), model)
+    with pytest.raises(InputError, match="positive"):
+        td.seg.segment(_img(20, 20), model, pixel_size_um=-1)
+
+
+def test_visium_scalefactors(model, tmp_path):
+    sf = {"spot_diameter_fullres": 110.0, "tissue_hires_scalef": 0.2, "tissue_lowres_scalef": 0.05}
+    assert pixel_size_from_scalefactors(sf, "fullres") == pytest.approx(0.5)
+    assert pixel_size_from_scalefactors(sf, "lowres") == pytest.approx(10.0)
+    with pytest.raises(InputError, match="tissue_hires_scalef"):
+        pixel_size_from_scalefactors({"spot_diameter_fullres": 1.0}, "hires")
+    from PIL import Image
+
+    (tmp_path / "scalefactors_json.json").write_text(json.dumps(sf))
+    Image.fromarray(_img(30, 20)).save(tmp_path / "tissue_lowres_image.png")
+    r = td.seg.segment(tmp_path / "tissue_lowres_image.png", model)  # px size found next to it
+    assert r.meta["image_pixel_size_um"] == pytest.approx(10.0)
+    assert r.labels.shape == (75, 50)
+
+
+def test_real_visium_lowres_image(model, visium_outs):
+    r = td.seg.segment(visium_outs / "spatial" / "tissue_lowres_image.png", model, probabilities=False)
+    assert r.image_shape == (600, 576) or r.image_shape == (576, 600)
+    assert r.probabilities is None
+    assert 0.05 < r.tissue_fraction() < 0.95  # glass around the section is detected
+
+
+def test_lazy_tiff(model, tmp_path):
+    import tifffile
+
+    img = _img(96, 80)
+    tifffile.imwrite(tmp_path / "x.tif", img, tile=(32, 32))
+    a = td.seg.segment(tmp_path / "x.tif", model, pixel_size_um=4.0)
+    b = td.seg.segment(img, model, pixel_size_um=4.0)
+    assert np.array_equal(a.labels, b.labels)
