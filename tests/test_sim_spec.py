@@ -143,6 +143,8 @@ def test_other_bad_values():
     assert "low > high" in _err(lambda d: d["regions"][0]["populations"][0].update(density=[5, 1]))
     assert "imaging.size" in _err(lambda d: d.update(imaging={"size": 2}))
     assert "name" in _err(lambda d: d.pop("name"))
+    assert "same stain" in _err(lambda d: d["regions"][1].update(
+        populations=[{"name": "a", "density": 5, "stain": {"dapi": 0.2}}]))
     assert "pathology.cell_loss.region" in _err(lambda d: d.update(pathology={"cell_loss": {"region": "x"}}))
 
 

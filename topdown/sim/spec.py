@@ -456,6 +456,12 @@ class TissueSpec(_Spec):
                     raise SpecError(f"regions[{i}].populations[{j}].within ({p.name}): unknown "
                                     f"{p.within!r}; allowed: {', '.join(known)}")
         _check_acyclic(graph)
+        stains: dict[str, StainSpec] = {}
+        for i, r in enumerate(self.regions):
+            for j, p in enumerate(r.populations):
+                if stains.setdefault(p.name, p.stain) != p.stain:
+                    raise SpecError(f"regions[{i}].populations[{j}].stain ({p.name}): differs from another "
+                                    f"population named {p.name!r}; give it the same stain or another name")
         for j, name in enumerate(self.variation.focus):
             if name not in known:
                 raise SpecError(f"variation.focus[{j}]: unknown {name!r}; allowed: {', '.join(known)}")
