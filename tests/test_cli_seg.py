@@ -1,0 +1,77 @@
+"""`topdown train` and `topdown segment` end to end on a tiny SimDataset-format folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_seg_train import make_dataset, toy_frame
+
+from topdown.cli import main
+
+
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    make_dataset(root / "ds", n=8)
+    out = root / "m.pt"
+    code = main(["train", "--data", str(root / "ds"), "--out", str(out), "--epochs", "2",
+                 "--batch-size", "4", "--widths", "8,16", "--device", "cpu", "--seed", "2"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_checkpoint_and_resumes(cli_model, capsys, tmp_path):
+    meta = json.loads(cli_model.with_suffix(".json").read_text())
+    assert meta["classes"] == ["cortex", "striatum"] and meta["seed"] == 2
+    assert meta["metrics"]["epochs_done"] == 2 and "val_miou" in meta["metrics"]
+    assert (cli_model.parent / "m.pt.state.safetensors").is_file()
+    capsys.readouterr()
+    code = main(["train", "--data", str(cli_model.parent / "ds"), "--out", str(cli_model), "--epochs", "3",
+                 "--batch-size", "4", "--widths", "8,16", "--device", "cpu", "--seed", "2", "--resume"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs"] == 3
+
+
+def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
+    img, _ = toy_frame(np.random.default_rng(5), 60)
+    Image.fromarray(img).save(tmp_path / "img.png")
+    out, lab = tmp_path / "r.geojson", tmp_path / "labels.png"
+    code = main(["segment", str(tmp_path / "img.png"), "--model", str(cli_model), "--pixel-size", "2",
+                 "--out", str(out), "--labels", str(lab)])
+    assert code == 0
+    fc = json.loads(out.read_text())
+    assert fc["type"] == "FeatureCollection"
+    assert fc["topdown"]["downsample"] == pytest.approx(2.0)
+    assert {f["properties"]["region"] for f in fc["features"]} <= {"cortex", "striatum"}
+    labels = np.asarray(Image.open(lab))
+    assert labels.shape == (30, 30) and labels.max() <= 2
+    code = main(["segment", str(tmp_path / "img.png"), "--model", str(cli_model), "--pixel-size", "2",
+                 "--out", str(out), "--labels", str(lab), "--labels-full"])
+    assert code == 0 and np.asarray(Image.open(lab)).shape == (60, 60)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["segment", "{d}/missing.png", "--model", "{m}", "--pixel-size", "1", "--out", "{d}/r.geojson"], "not found"),
+    (["segment", "{d}/img.png", "--model", "{m}", "--out", "{d}/r.geojson"], "--pixel-size"),
+    (["segment", "{d}/img.png", "--model", "no_such_model", "--pixel-size", "1", "--out", "{d}/r.geojson"],
+     "unknown model"),
+    (["segment", "{d}/img.png", "--model", "{m}", "--pixel-size", "1", "--out", "{d}/img.png"], "overwrite"),
+    (["train", "--data", "{d}/nope", "--out", "{d}/x.pt"], "not found"),
+])
+def test_cli_errors_are_one_line(cli_model, tmp_path, capsys, argv, needle):
+    Image.fromarray(np.full((20, 20, 3), 200, np.uint8)).save(tmp_path / "img.png")
+    argv = [a.format(d=tmp_path, m=cli_model) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_help_has_examples(capsys):
+    for cmd in ("train", "segment"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        assert "Example" in capsys.readouterr().out
