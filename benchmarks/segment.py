@@ -1,0 +1,124 @@
+"""Segmentation speed and memory: training seconds per epoch, inference seconds and peak RSS.
+
+Run by hand (not a test):
+
+    python benchmarks/segment.py                       # all parts, 2 threads
+    python benchmarks/segment.py --data sims/sc        # time an epoch on a real SimDataset
+    python benchmarks/segment.py --sizes 1024 4096 --image-px 2 --model-px 8
+
+Inference runs one fresh subprocess per image size so each peak RSS (ru_maxrss) is its own.
+Test images are synthetic H&E-like tiled TIFFs written tile by tile (never whole in memory):
+a pink disk of textured "tissue" with purple dots on white glass. The model is the default
+architecture (untrained weights: speed does not depend on them), working at ``--model-px``
+µm/px; the image has ``--image-px`` µm/px, so the map has (image_px / model_px)^2 as many
+pixels as the image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_tiff(path: Path, size: int, tile: int = 512, seed: int = 0) -> None:
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-25, 25, (tile, tile, 3)).astype(np.int16)
+    dots = rng.random((tile, tile)) < 0.02
+
+    def tiles():
+        c = size / 2
+        yy, xx = np.mgrid[0:tile, 0:tile]
+        for r0 in range(0, size, tile):
+            for c0 in range(0, size, tile):
+                inside = (yy + r0 - c) ** 2 + (xx + c0 - c) ** 2 < (0.42 * size) ** 2
+                t = np.where(inside[..., None], np.array([225, 150, 195], np.int16) + noise, 245)
+                t[inside & dots] = (90, 50, 140)
+                yield np.clip(t, 0, 255).astype(np.uint8)
+
+    tifffile.imwrite(path, tiles(), shape=(size, size, 3), dtype=np.uint8, tile=(tile, tile),
+                     compression="zlib", photometric="rgb")
+
+
+def infer_child(args) -> None:
+    import torch
+
+    import topdown as td
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = td.seg.SegModel(["a", "b", "c", "d"], pixel_size_um=args.model_px).eval()
+    path = Path(args.tmp) / f"img_{args.child}.tif"
+    t0 = time.perf_counter()
+    rmap = td.seg.segment(path, model, pixel_size_um=args.image_px, probabilities=not args.no_probs)
+    dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"size": args.child, "seconds": round(dt, 2), "peak_rss_mb": round(peak, 1),
+                      "map_shape": list(rmap.labels.shape), "probabilities": not args.no_probs}))
+
+
+def epoch_seconds(args) -> dict:
+    import torch
+
+    import topdown as td
+
+    torch.set_num_threads(args.threads)
+    data = args.data
+    if data is None:  # a SimDataset-format folder of synthetic 128 px frames
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from test_seg_train import make_dataset
+
+        data = Path(args.tmp) / "toy"
+        make_dataset(data, n=64, size=128)
+    ds = td.sim.SimDataset(data)
+    t0 = time.perf_counter()
+    model = td.seg.train(ds, epochs=1, device="cpu", seed=0, progress=False, val_fraction=0.0)
+    dt = time.perf_counter() - t0
+    return {"dataset": str(data), "frames": len(ds), "frame_px": ds.size, "params": model.n_params(),
+            "seconds_per_epoch": round(dt, 2), "seconds_per_frame": round(dt / len(ds), 4)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 16384])
+    p.add_argument("--image-px", type=float, default=2.0, dest="image_px")
+    p.add_argument("--model-px", type=float, default=8.0, dest="model_px")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data", default=None, help="SimDataset folder for the epoch timing")
+    p.add_argument("--no-probs", action="store_true", dest="no_probs")
+    p.add_argument("--skip-train", action="store_true", dest="skip_train")
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.environ.setdefault("TOPDOWN_NO_PROGRESS", "1")
+    if args.child is not None:
+        infer_child(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        args.tmp = tmp
+        print(json.dumps({"threads": args.threads, "image_px": args.image_px, "model_px": args.model_px}))
+        if not args.skip_train:
+            print(json.dumps({"train": epoch_seconds(args)}), flush=True)
+        for size in args.sizes:
+            write_tiff(Path(tmp) / f"img_{size}.tif", size)
+            cmd = [sys.executable, __file__, "--child", str(size), "--tmp", tmp, "--threads", str(args.threads),
+                   "--image-px", str(args.image_px), "--model-px", str(args.model_px)]
+            if args.no_probs:
+                cmd.append("--no-probs")
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            print(json.dumps({"inference": json.loads(out)}), flush=True)
+            (Path(tmp) / f"img_{size}.tif").unlink()
+
+
+if __name__ == "__main__":
+    main()
