@@ -20,7 +20,7 @@ Mode = Literal["auto", "disk", "centroid", "polygon"]
 
 @dataclass
 class _Result:
-    fractions: np.ndarray  # (n, 1 + C) column 0 = outside
+    fractions: np.ndarray | None  # (n, 1 + C) column 0 = outside; None for centroids
     confidence: np.ndarray  # (n,)
     labels: np.ndarray  # (n,) 0..C
     classes: tuple[str, ...]
@@ -65,40 +65,41 @@ def _cell_polygons(adata, idx: np.ndarray):
 
 def _assign_one(xy: np.ndarray, store: StoredRegions, mode: str, radius: float | None,
                 cells=None, quad_segs: int = 64) -> _Result:
+    """Fractions (None for centroids) and per-label confidence, or final labels for centroids."""
     import shapely
 
     n_lab = len(store.classes) + 1
     n = len(xy)
+    if mode == "centroid":  # O(n) look-up, no dense (n x C) matrices
+        if store.has_raster:
+            lab, flat = _overlap.raster_lookup(store.labels, xy, 1.0 / store.scale_to_fullres)
+            if store.max_probability is None:
+                conf = np.ones(n, np.float32)
+            else:
+                conf = store.max_probability.reshape(-1)[np.maximum(flat, 0)].astype(np.float32)
+                conf[flat < 0] = 1.0
+        else:
+            gdf = store.to_geodataframe()
+            lab = _overlap.vector_points(xy, gdf.geometry.values, gdf["label"].to_numpy())
+            conf = np.ones(n, np.float32)
+        return _Result(None, conf, lab, store.classes)
     if store.has_raster:
         s = store.scale_to_fullres
-        xy_map = xy / s
         maxp = None if store.max_probability is None else store.max_probability.astype(np.float64)
         if mode == "disk":
-            frac, wsum = _overlap.raster_disk_fractions(store.labels, xy_map, radius / s, n_lab,
+            frac, wsum = _overlap.raster_disk_fractions(store.labels, xy / s, radius / s, n_lab,
                                                         weights=maxp)
-        else:
-            lab, flat = _overlap.raster_lookup(store.labels, xy_map)
+        else:  # polygon: exact overlap with the region polygons, probability at the centroid
+            _, flat = _overlap.raster_lookup(store.labels, xy, 1.0 / s)
             p = np.ones(n) if maxp is None else np.where(flat >= 0, maxp.reshape(-1)[np.maximum(flat, 0)], 1.0)
-            if mode == "polygon":
-                gdf = store.to_geodataframe()
-                frac = _overlap.vector_fractions(cells, gdf.geometry.values,
-                                                 gdf["label"].to_numpy(), n_lab)
-                wsum = frac * p[:, None]
-            else:
-                frac = np.zeros((n, n_lab))
-                frac[np.arange(n), lab] = 1.0
-                wsum = frac * p[:, None]
+            gdf = store.to_geodataframe()
+            frac = _overlap.vector_fractions(cells, gdf.geometry.values, gdf["label"].to_numpy(), n_lab)
+            wsum = frac * p[:, None]
     else:
         gdf = store.to_geodataframe()
-        geoms, codes = gdf.geometry.values, gdf["label"].to_numpy()
-        if mode == "centroid":
-            lab = _overlap.vector_points(xy, geoms, codes)
-            frac = np.zeros((n, n_lab))
-            frac[np.arange(n), lab] = 1.0
-        else:
-            shapes = cells if mode == "polygon" else shapely.buffer(shapely.points(xy), radius,
-                                                                      quad_segs=quad_segs)
-            frac = _overlap.vector_fractions(shapes, geoms, codes, n_lab)
+        shapes = cells if mode == "polygon" else shapely.buffer(shapely.points(xy), radius,
+                                                                  quad_segs=quad_segs)
+        frac = _overlap.vector_fractions(shapes, gdf.geometry.values, gdf["label"].to_numpy(), n_lab)
         wsum = frac
     return _Result(frac, wsum, np.zeros(n, dtype=np.int64), store.classes)
 
@@ -107,6 +108,8 @@ _TIE = 1e-9
 
 
 def _decide(res: _Result, min_tissue_fraction: float) -> _Result:
+    if res.fractions is None:  # centroids: labels and confidence are final
+        return res
     frac = res.fractions
     tissue = 1.0 - frac[:, 0]
     if frac.shape[1] > 1:  # ties (within float noise) go to the earlier class
@@ -151,7 +154,7 @@ def _check_alignment(adata, lib: str, store: StoredRegions, xy: np.ndarray, in_t
     if how == "ignore":
         return {}
     if len(xy) > _ALIGN_SAMPLE:  # the check is statistical: a fixed subsample keeps it O(1)
-        pick = np.random.default_rng(0).choice(len(xy), _ALIGN_SAMPLE, replace=False)
+        pick = np.random.default_rng(0).integers(0, len(xy), _ALIGN_SAMPLE)
         xy, in_tissue = xy[pick], in_tissue[pick]
     ref = in_tissue if has_in_tissue else None
     fit = _fit(store, xy, ref)
@@ -242,7 +245,8 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
     ``None`` (or the copy). Sets ``obs[key_added]`` (categorical: classes then
     ``'outside'``), ``obs[f'{key_added}_confidence']`` (area fraction of the region times
     the mean max model probability over it), ``obsm[f'{key_added}_fractions']``
-    (DataFrame, one column per category, rows sum to 1), ``uns[f'{key_added}_colors']``
+    (DataFrame, one column per category, rows sum to 1; not written when every library is
+    assigned by centroid, where it would be one-hot), ``uns[f'{key_added}_colors']``
     (category order) and ``uns[f'{key_added}_assignment']`` (parameters, alignment report).
     Nothing is changed if an error is raised.
 
@@ -267,8 +271,10 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
         if library_key not in adata.obs:
             raise InputError(f"library_key '{library_key}' is not a column of adata.obs "
                              f"(columns: {list(adata.obs.columns)[:20]}).")
-        obs_lib = adata.obs[library_key].astype(str).to_numpy()
-        missing = sorted(set(obs_lib) - set(stores) - ({"*"} & set(stores)))
+        lib_cat = pd.Categorical(adata.obs[library_key].astype(str))
+        obs_lib = lib_cat.codes
+        present = [str(c) for c in lib_cat.categories[np.unique(obs_lib)]]
+        missing = sorted(set(present) - set(stores))
         if "*" not in stores and missing:
             raise InputError(f"libraries {missing} (from obs['{library_key}']) have no segmented regions "
                              f"(have: {sorted(stores)}); the image and the coordinates must come from the "
@@ -288,7 +294,8 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
             raise InputError(f"adata.uns['{regions_key}'] has regions for several libraries "
                              f"{sorted(stores)}: pass library_key= (the obs column naming each "
                              "spot's library) or library_id=.")
-        obs_lib = np.full(adata.n_obs, lib, dtype=object)
+        obs_lib = None
+        single_lib = lib
 
     sp = adata.uns.get("spatial") if isinstance(adata.uns.get("spatial"), dict) else {}
     in_tissue = (adata.obs["in_tissue"].to_numpy().astype(bool) if "in_tissue" in adata.obs
@@ -296,8 +303,9 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
     results: dict[str, tuple[np.ndarray, _Result]] = {}
     reports: dict[str, Any] = {}
     modes: dict[str, str] = {}
-    for lib in dict.fromkeys(obs_lib):
-        idx = np.flatnonzero(obs_lib == lib)
+    groups = ([(single_lib, slice(None))] if obs_lib is None else
+              [(str(lib_cat.categories[c]), np.flatnonzero(obs_lib == c)) for c in np.unique(obs_lib)])
+    for lib, idx in groups:
         store = stores.get(lib, stores.get("*"))
         lib_mode = mode
         cells = None
@@ -335,22 +343,34 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
                 classes.append(c)
             colors.setdefault(c, st.colors.get(c, "#000000"))
     categories = [*classes, OUTSIDE]
-    fractions = np.zeros((adata.n_obs, len(categories)))
-    confidence = np.zeros(adata.n_obs)
-    codes = np.zeros(adata.n_obs, dtype=np.int64)
+    # centroid-only results need no fractions matrix (it would be one-hot)
+    want_fractions = any(res.fractions is not None for _, res in results.values())
+    fractions = np.zeros((adata.n_obs, len(categories)), np.float32) if want_fractions else None
+    confidence = np.zeros(adata.n_obs, np.float32)
+    code_dtype = np.int8 if len(categories) < 128 else np.int32
+    codes = np.zeros(adata.n_obs, dtype=code_dtype)
     for idx, res in results.values():
         n_c = len(res.classes)
-        col = np.array([categories.index(c) for c in res.classes] + [len(categories) - 1])
-        fractions[np.ix_(idx, col)] = res.fractions[:, [*range(1, n_c + 1), 0]]
-        lab_map = np.array([len(categories) - 1] + [categories.index(c) for c in res.classes])
+        lab_map = np.array([len(categories) - 1] + [categories.index(c) for c in res.classes],
+                           dtype=code_dtype)
         codes[idx] = lab_map[res.labels]
         confidence[idx] = res.confidence
+        if fractions is not None:
+            rows = np.arange(adata.n_obs)[idx]
+            if res.fractions is None:
+                fractions[rows, lab_map[res.labels]] = 1.0
+            else:
+                col = np.r_[lab_map[1:], lab_map[0]]
+                fractions[np.ix_(rows, col)] = res.fractions[:, [*range(1, n_c + 1), 0]]
 
     out = adata.copy() if copy else adata
     out.obs[key_added] = pd.Categorical.from_codes(codes, categories=categories)
-    out.obs[f"{key_added}_confidence"] = confidence.astype(np.float32)
-    out.obsm[f"{key_added}_fractions"] = pd.DataFrame(fractions.astype(np.float32),
-                                                      index=out.obs_names.copy(), columns=categories)
+    out.obs[f"{key_added}_confidence"] = confidence
+    if fractions is not None:
+        out.obsm[f"{key_added}_fractions"] = pd.DataFrame(fractions, index=out.obs_names.copy(),
+                                                          columns=categories)
+    elif f"{key_added}_fractions" in out.obsm:  # stale, from an earlier disk/polygon assignment
+        del out.obsm[f"{key_added}_fractions"]
     colors.setdefault(OUTSIDE, next((st.colors[OUTSIDE] for st in stores.values()
                                      if OUTSIDE in st.colors), "#d9d9d9"))
     out.uns[f"{key_added}_colors"] = np.array([colors[c] for c in categories], dtype=object)

@@ -57,18 +57,23 @@ def disk_rect_area(x0, x1, y0, y1, r) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def raster_lookup(labels: np.ndarray, xy_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels at map coordinates ``xy_map`` (x = column, y = row); also the flat pixel index.
+def raster_lookup(labels: np.ndarray, xy: np.ndarray, scale: float = 1.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels at ``xy * scale`` in map pixels (x = column, y = row); also the flat pixel index.
 
-    Off-map points get label 0 and index -1.
+    Pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``. Off-map points get label 0 and index -1.
     """
     h, w = labels.shape
-    col = np.floor(xy_map[:, 0]).astype(np.int64)
-    row = np.floor(xy_map[:, 1]).astype(np.int64)
-    ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
-    flat = np.where(ok, row * w + col, -1)
-    out = np.zeros(len(xy_map), dtype=np.int64)
-    out[ok] = labels.reshape(-1)[flat[ok]]
+    x = xy[:, 0] * scale
+    y = xy[:, 1] * scale
+    ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    idt = np.int32 if h * w < 2**31 else np.int64
+    flat = y.astype(idt)  # truncation == floor for the kept (non-negative) values
+    flat *= w
+    flat += x.astype(idt)
+    flat[~ok] = -1
+    out = labels.reshape(-1)[np.maximum(flat, 0)]
+    out[~ok] = 0
     return out, flat
 
 
