@@ -62,8 +62,10 @@ def infer_child(args) -> None:
     t0 = time.perf_counter()
     rmap = td.seg.segment(path, model, pixel_size_um=args.image_px, probabilities=not args.no_probs)
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"size": args.child, "seconds": round(dt, 2), "peak_rss_mb": round(peak, 1),
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    peak, cpu = ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
+    print(json.dumps({"size": args.child, "seconds": round(dt, 2), "process_cpu_seconds": round(cpu, 1),
+                      "peak_rss_mb": round(peak, 1),
                       "map_shape": list(rmap.labels.shape), "probabilities": not args.no_probs}))
 
 

@@ -220,3 +220,16 @@ def test_lazy_tiff(model, tmp_path):
     a = td.seg.segment(tmp_path / "x.tif", model, pixel_size_um=4.0)
     b = td.seg.segment(img, model, pixel_size_um=4.0)
     assert np.array_equal(a.labels, b.labels)
+
+
+@pytest.mark.parametrize("kw", [{"tile": (32, 32)}, {"rowsperstrip": 7}, {"tile": (64, 32), "compression": "zlib"}])
+def test_tiff_reader_reads_only_what_is_asked(tmp_path, kw):
+    import tifffile
+
+    img = np.random.default_rng(0).integers(0, 255, (301, 257, 3)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "t.tif", img, **kw)
+    src = open_image(tmp_path / "t.tif")
+    for sl in [(slice(0, 301, 5), slice(3, 250, 7)), (slice(10, 100), slice(33, 200)), (slice(None), slice(None, None, 3))]:
+        assert np.array_equal(np.asarray(src.array[sl]), img[sl])
+    thumb, step = src.thumbnail(max_side=64)
+    assert np.array_equal(thumb, img[::step, ::step])

@@ -116,21 +116,26 @@ class _TiffSegments:
         rs, cs = key[0], key[1]
         r0, r1, rstep = rs.indices(self.shape[0])
         c0, c1, cstep = cs.indices(self.shape[1])
-        out = np.zeros((max(0, r1 - r0), max(0, c1 - c0), *self.shape[2:]), dtype=self.dtype)
+        nr, nc = len(range(r0, r1, rstep)), len(range(c0, c1, cstep))
+        out = np.zeros((nr, nc, *self.shape[2:]), dtype=self.dtype)  # strided: never full size
         fh, page = self.tif.filehandle, self.page
         for i in range(r0 // self.seg[0], -(-r1 // self.seg[0])):
             for j in range(c0 // self.seg[1], -(-c1 // self.seg[1])):
                 k = i * self.ncol + j
+                y, x = i * self.seg[0], j * self.seg[1]
+                # first wanted row/column inside this segment
+                ya = max(r0, y) + (-(max(r0, y) - r0)) % rstep
+                xa = max(c0, x) + (-(max(c0, x) - c0)) % cstep
+                yb, xb = min(r1, y + self.seg[0]), min(c1, x + self.seg[1])
+                if ya >= yb or xa >= xb:
+                    continue
                 fh.seek(page.dataoffsets[k])
-                seg, idx, _ = page.decode(fh.read(page.databytecounts[k]), k, jpegtables=page.jpegtables)
-                seg = seg[0]  # (length, width, samples)
-                y, x = idx[-3], idx[-2]
-                ya, yb = max(r0, y), min(r1, y + seg.shape[0], self.shape[0])
-                xa, xb = max(c0, x), min(c1, x + seg.shape[1], self.shape[1])
-                if ya < yb and xa < xb:
-                    block = seg[ya - y:yb - y, xa - x:xb - x]
-                    out[ya - r0:yb - r0, xa - c0:xb - c0] = block if len(self.shape) == 3 else block[..., 0]
-        return out[::rstep, ::cstep]
+                seg, _, _ = page.decode(fh.read(page.databytecounts[k]), k, jpegtables=page.jpegtables)
+                block = seg[0][ya - y:yb - y:rstep, xa - x:xb - x:cstep]
+                oy, ox = (ya - r0) // rstep, (xa - c0) // cstep
+                out[oy:oy + block.shape[0], ox:ox + block.shape[1]] = (
+                    block if len(self.shape) == 3 else block[..., 0])
+        return out
 
 
 def _open_tiff(path: Path):
