@@ -235,3 +235,21 @@ def test_public_names_callable_after_submodule_import():
     importlib.import_module("topdown.sim.presets")
     assert "spinal_cord" in td.sim.presets()
     assert td.sim.layout(td.sim.load_preset("spinal_cord"), 0, size=16).shape == (16, 16)
+
+
+def test_rows_lining_hugs_the_boundary():
+    spec = td.sim.TissueSpec.from_dict({
+        "name": "duct", "variation": {"whole": 1.0, "rotation_deg": 0, "scale": 1, "warp_um": 0,
+                                      "asymmetry": 0, "edge_cut": 0, "pixel_size_jitter": 0},
+        "artefacts": {"tears": 0, "folds": 0},
+        "regions": [
+            {"name": "wall", "geometry": {"type": "ellipse", "radii": [300, 300]}},
+            {"name": "lumen", "geometry": {"type": "ellipse", "radii": [150, 150]},
+             "background": {"tissue": False},
+             "populations": [{"name": "lining", "density": 4000,
+                              "pattern": {"type": "rows", "line": "boundary", "jitter_um": 2}}]}]})
+    sec = td.sim.layout(spec, 0, size=100, pixel_size_um=8.0)
+    c = sec.cells
+    centre = sec.regions["wall"].centroid
+    r = np.hypot(c["x_um"] - centre.x, c["y_um"] - centre.y)
+    assert len(c) > 50 and (r <= 150.5).all() and (r > 140).mean() > 0.95

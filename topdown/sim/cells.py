@@ -69,7 +69,11 @@ def medial_line(geom: BaseGeometry) -> BaseGeometry:
 
 
 def _rows(geom, n, pat: PatternSpec, rng):
-    line = medial_line(geom)
+    if pat.line == "boundary":  # a lining: just inside the edge (e.g. ependyma of a ventricle)
+        inner = geom.buffer(-pat.jitter_um)
+        line = (inner if not inner.is_empty else geom).boundary
+    else:
+        line = medial_line(geom)
     if n <= 0 or line.length <= 0:
         return np.empty((0, 2))
     d = rng.uniform(0, line.length, n)

@@ -183,8 +183,8 @@ class PatternSpec(_Spec):
     """Spatial pattern of a population inside its region.
 
     ``uniform`` (Poisson), ``clustered`` (Thomas process: ``cluster_size`` nuclei within
-    ``cluster_radius_um``), ``rows`` (along the medial line of a thin band, ``jitter_um``
-    across it), ``rings`` (round objects such as glomeruli, ``object_diameter_um`` and
+    ``cluster_radius_um``), ``rows`` (along the medial ``line`` of a thin band, or just
+    inside its ``boundary`` as an epithelial lining, ``jitter_um`` across it), ``rings`` (round objects such as glomeruli, ``object_diameter_um`` and
     ``object_fraction`` of the region area, nuclei on their rims ``ring_width_um`` wide).
     """
 
@@ -192,6 +192,7 @@ class PatternSpec(_Spec):
     cluster_radius_um: float = _f("float", 15.0, lo=0.0)
     cluster_size: tuple[float, float] = _f("range", (3.0, 8.0), lo=1.0)
     jitter_um: float = _f("float", 3.0, lo=0.0)
+    line: str = _f("enum", "medial", choices=("medial", "boundary"))
     object_diameter_um: tuple[float, float] = _f("range", (60.0, 120.0), lo=1.0)
     object_fraction: float = _f("float", 0.4, lo=0.0, hi=0.9)
     ring_width_um: float = _f("float", 8.0, lo=0.0)
