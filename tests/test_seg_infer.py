@@ -233,3 +233,22 @@ def test_tiff_reader_reads_only_what_is_asked(tmp_path, kw):
         assert np.array_equal(np.asarray(src.array[sl]), img[sl])
     thumb, step = src.thumbnail(max_side=64)
     assert np.array_equal(thumb, img[::step, ::step])
+
+
+def test_dapi_tissue_detection_and_background():
+    torch.manual_seed(0)
+    m = td.seg.SegModel(["a"], pixel_size_um=2.0, modality="dapi", widths=(8, 16)).eval()
+    rng = np.random.default_rng(0)
+    img = (rng.random((120, 120)) * 10).astype(np.uint8)  # dark glass
+    yy, xx = np.mgrid[0:120, 0:120]
+    inside = (yy - 60) ** 2 + (xx - 60) ** 2 < 35 ** 2
+    img[inside & (rng.random((120, 120)) < 0.3)] = 220  # sparse bright nuclei
+    r = td.seg.segment(img.astype(np.uint16) * 100, m, pixel_size_um=2.0)
+    frac = r.tissue_fraction()
+    assert frac <= inside.mean() * 1.6 + 0.05
+    assert r.labels[0, 0] == 0 and r.labels[:5, :5].max() == 0
+    assert m.background_value == 0
+    from topdown.seg.tissue import tissue_mask
+
+    tm = tissue_mask(np.repeat(img[..., None], 3, axis=2), "dapi")
+    assert (tm & inside).sum() / (tm | inside).sum() > 0.7
