@@ -83,11 +83,15 @@ def epoch_seconds(args) -> dict:
         data = Path(args.tmp) / "toy"
         make_dataset(data, n=64, size=128)
     ds = td.sim.SimDataset(data)
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     model = td.seg.train(ds, epochs=1, device="cpu", seed=0, progress=False, val_fraction=0.0)
     dt = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
     return {"dataset": str(data), "frames": len(ds), "frame_px": ds.size, "params": model.n_params(),
-            "seconds_per_epoch": round(dt, 2), "seconds_per_frame": round(dt / len(ds), 4)}
+            "seconds_per_epoch": round(dt, 2), "seconds_per_frame": round(dt / len(ds), 4),
+            "process_cpu_seconds": round(cpu, 1)}
 
 
 def main() -> None:
