@@ -196,7 +196,7 @@ of spots from one animal as thousands of animals and floods you with false posit
 (pseudobulk) and fits a negative-binomial model per region (PyDESeq2)."""),
         ("code", SETUP),
         ("md", "## A simulated study with known truth: 3 vs 3 samples, planted effects in two regions"),
-        ("code", '''sim = td.sim.expression.expression_study(
+        ("code", '''sim = td.sim.expression_study(
     n_per_condition=3, regions=["cortex", "hippocampus_CA", "thalamus", "striatum", "fiber_tracts"],
     conditions=["healthy", "pathological"], n_spots=300 if QUICK else 1000,
     n_genes=300 if QUICK else 2000, de_regions=["cortex", "hippocampus_CA"], seed=1)

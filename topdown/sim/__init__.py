@@ -3,25 +3,36 @@
 Examples
 --------
 >>> import topdown as td
->>> td.sim.presets()  # doctest: +SKIP
+>>> td.sim.presets()
 ['cortex_laminar', 'mouse_brain_coronal', 'olfactory_bulb', 'sciatic_nerve', 'spinal_cord']
->>> spec = td.sim.load_preset("olfactory_bulb")  # doctest: +SKIP
+>>> spec = td.sim.load_preset("olfactory_bulb")
 >>> ds = td.sim.simulate(spec, n=4, out="sims/ob", size=128, seed=7)  # doctest: +SKIP
 """
 
 from .._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {
+# Functions named like their own submodule are imported eagerly: a later
+# ``from .layout import ...`` anywhere would otherwise bind ``topdown.sim.layout`` to the
+# module instead of the function. None of these imports Blender or PyTorch.
+from .expression import expression as expression
+from .expression import expression_study as expression_study
+from .layout import layout as layout
+from .presets import load_preset as load_preset
+from .presets import presets as presets
+
+_lazy_getattr, _lazy_dir, _lazy_all = attach(__name__, {
     "TissueSpec": ".spec",
-    "presets": ".presets",
-    "load_preset": ".presets",
     "Section": ".section",
-    "layout": ".layout",
     "region_mask": ".rasterize",
     "nuclei_mask": ".rasterize",
     "apply_artefacts": ".artefacts",
     "render_section": ".render",
     "SimDataset": ".dataset",
     "simulate": ".simulate",
-    "expression": ".expression",
 })
+__getattr__ = _lazy_getattr
+__all__ = sorted([*_lazy_all, "expression", "expression_study", "layout", "load_preset", "presets"])
+
+
+def __dir__() -> list[str]:
+    return __all__

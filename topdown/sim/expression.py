@@ -17,8 +17,6 @@ of cells of a region in non-reference samples (a lesion): fewer cells there, and
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Mapping, Sequence
 
 import anndata as ad
@@ -231,7 +229,7 @@ def expression_study(n_per_condition: int = 3, regions: Sequence[str] = (
     Examples
     --------
     >>> import topdown as td
-    >>> sim = td.sim.expression.expression_study(n_per_condition=2, n_genes=50, n_spots=100, seed=1)
+    >>> sim = td.sim.expression_study(n_per_condition=2, n_genes=50, n_spots=100, seed=1)
     >>> sorted(sim.obs["sample"].unique())[:2]
     ['disease_1', 'disease_2']
     """
@@ -255,17 +253,3 @@ def expression_study(n_per_condition: int = 3, regions: Sequence[str] = (
     obs["sample"] = pd.Categorical(obs["sample"])
     kwargs.setdefault("reference", conditions[0])
     return expression(obs, seed=seed, **kwargs)
-
-
-class _CallableModule(types.ModuleType):
-    """``topdown.sim.expression`` names both this module and its main function: importing the
-    module (``from topdown.sim.expression import expression_study``) makes Python bind the
-    package attribute to the module, so the module itself forwards calls to :func:`expression`."""
-
-    def __call__(self, *args, **kwargs) -> ad.AnnData:
-        return expression(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-#: ``td.sim.expression.expression_study(...)`` works whichever object the name is bound to.
-expression.expression_study = expression_study  # type: ignore[attr-defined]

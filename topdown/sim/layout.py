@@ -17,8 +17,6 @@ Steps (each draws from its own random stream, so they do not shift each other):
 from __future__ import annotations
 
 import math
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -489,19 +487,3 @@ def _folds(spec, regions, table, rng, params):
         info.append({"normal_angle_rad": phi, "offset_um": float(h0), "n_moved": int(moved.sum())})
     params["folds"] = info
     return regions, table, folds
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as ``layout(...)``.
-
-    ``topdown.sim`` lazily exports the function ``layout`` from the submodule of the same
-    name; once the submodule is imported directly (``from .layout import ...``), Python
-    binds ``topdown.sim.layout`` to the module instead. Making the module callable keeps
-    ``td.sim.layout(...)`` working in either case.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return layout(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 from ..errors import SpecError
@@ -49,19 +47,3 @@ def load_preset(name: str) -> TissueSpec:
         raise SpecError(f"unknown preset {name!r}; valid presets: {', '.join(valid)} "
                         f"(or give a spec YAML file)")
     return TissueSpec.from_yaml(_DIR / f"{name}.yaml")
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as ``presets(...)``.
-
-    ``topdown.sim`` lazily exports the function ``presets`` from the submodule of the same
-    name; once the submodule is imported directly (``from .presets import ...``), Python
-    binds ``topdown.sim.presets`` to the module instead. Making the module callable keeps
-    ``td.sim.presets(...)`` working in either case.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return presets(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
