@@ -210,3 +210,13 @@ def test_finetune_bad_labels(trained):
         td.seg.finetune(model, [img], [np.zeros((10, 10), np.uint8)], pixel_size_um=4.0, steps=1)
     with pytest.raises(InputError, match="one label set per image"):
         td.seg.finetune(model, [img, img], [np.zeros((48, 48), np.uint8)], pixel_size_um=4.0, steps=1)
+
+
+def test_public_functions_stay_callable_after_submodule_imports(toy_ds):
+    import importlib
+
+    for name in ("train", "evaluate", "finetune"):
+        importlib.import_module(f"topdown.seg.{name}")  # sets td.seg.<name> to the module
+        assert callable(getattr(td.seg, name))
+    model = td.seg.train(toy_ds, epochs=1, batch_size=4, widths=(8, 16), device="cpu", progress=False)
+    assert "miou" in td.seg.evaluate(model, toy_ds, indices=[0])
