@@ -58,6 +58,8 @@ def main() -> None:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--points", type=int, default=100, help="labelled spots per frame for the point variant")
+    p.add_argument("--labels", nargs="+", default=["masks", "points"], choices=["masks", "points"])
+    p.add_argument("--batch-size", type=int, default=4, dest="batch_size")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="sims/finetune_target")
     args = p.parse_args()
@@ -80,7 +82,7 @@ def main() -> None:
         idx = pool[:k]
         frames = [ds[int(i)] for i in idx]
         images = [f[0] for f in frames]
-        for kind in ("masks", "points"):
+        for kind in args.labels:
             labels = [f[1] for f in frames] if kind == "masks" else [
                 points_from_mask(f[1], args.points, pre.names, rng) for f in frames]
             for start in ("pretrained", "scratch"):
@@ -91,7 +93,7 @@ def main() -> None:
                 lr = 1e-3 if start == "pretrained" else 3e-3
                 t0 = time.perf_counter()
                 tuned = td.seg.finetune(base, images, labels, pixel_size_um=args.px, steps=args.steps, lr=lr,
-                                        crop=min(128, args.size), spot_radius_px=2.0, seed=0, device="cpu")
+                                        batch_size=args.batch_size, crop=min(128, args.size), spot_radius_px=2.0, seed=0, device="cpu")
                 res = td.seg.evaluate(tuned, ds, indices=test_idx)
                 print(json.dumps({"shots": k, "labels": kind, "start": start, "miou": round(res["miou"], 4),
                                   "pixel_accuracy": round(res["pixel_accuracy"], 4),
