@@ -6,7 +6,7 @@ Run by hand (not a test):
     python benchmarks/segment.py --data sims/sc        # time an epoch on a real SimDataset
     python benchmarks/segment.py --sizes 1024 4096 --image-px 2 --model-px 8
 
-Inference runs one fresh subprocess per image size so each peak RSS (ru_maxrss) is its own.
+Inference runs one fresh subprocess per image size so each peak RSS (VmHWM) is its own.
 Test images are synthetic H&E-like tiled TIFFs written tile by tile (never whole in memory):
 a pink disk of textured "tissue" with purple dots on white glass. The model is the default
 architecture (untrained weights: speed does not depend on them), working at ``--model-px``
@@ -50,6 +50,15 @@ def write_tiff(path: Path, size: int, tile: int = 512, seed: int = 0) -> None:
                      compression="zlib", photometric="rgb")
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is reset by exec,
+    so a child started from a big parent does not inherit the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def infer_child(args) -> None:
     import torch
 
@@ -63,7 +72,7 @@ def infer_child(args) -> None:
     rmap = td.seg.segment(path, model, pixel_size_um=args.image_px, probabilities=not args.no_probs)
     dt = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    peak, cpu = ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
+    peak, cpu = peak_rss_mb(), ru.ru_utime + ru.ru_stime
     print(json.dumps({"size": args.child, "seconds": round(dt, 2), "process_cpu_seconds": round(cpu, 1),
                       "peak_rss_mb": round(peak, 1),
                       "map_shape": list(rmap.labels.shape), "probabilities": not args.no_probs}))
