@@ -246,3 +246,41 @@ def test_copy_returns_new_object():
     a = make_adata([[60, 100]])
     out = td.tl.assign_regions(a, copy=True, check_alignment="ignore")
     assert "region" in out.obs and "region" not in a.obs
+
+
+def test_wrong_library_is_named():
+    rng = np.random.default_rng(5)
+    xy = np.c_[rng.uniform(10, 150, 200), rng.uniform(18, 46, 200)]  # on the L1 strip
+    a = make_adata(xy, library_id="L1", labels=strip_labels())
+    lab2 = np.zeros((40, 40), np.uint8)
+    lab2[25:38, 5:35] = 1  # L2's tissue is elsewhere
+    a.uns["spatial"]["L2"] = a.uns["spatial"]["L1"]
+    td.tl.segment_regions(a, RegionMap(lab2, ("A",), downsample=DOWN, image_shape=(80, 80)),
+                          library_id="L2")
+    assert set(a.uns["regions"]["libraries"]) == {"L1", "L2"}
+    with pytest.raises(InputError, match="library 'L1'"):
+        td.tl.assign_regions(a, library_id="L2")
+    with pytest.raises(InputError, match="several libraries"):
+        td.tl.assign_regions(a)
+    td.tl.assign_regions(a, library_id="L1")
+    assert (a.obs["region"] != "outside").mean() > 0.9
+
+
+def test_segment_regions_all_libraries(monkeypatch):
+    from topdown.tl import _segment_regions
+
+    calls = []
+
+    def fake(image, model, pixel_size_um=None, **kw):
+        calls.append(pixel_size_um)
+        return RegionMap(synthetic_labels(), ("A", "B", "C"), downsample=DOWN, image_shape=image.shape[:2])
+
+    monkeypatch.setattr(_segment_regions, "_segment_fn", lambda: fake)
+    a = make_adata([[60, 100]])
+    a.uns["spatial"]["lib2"] = dict(a.uns["spatial"]["lib1"])
+    a.uns["spatial"]["lib2"]["scalefactors"] = {**a.uns["spatial"]["lib1"]["scalefactors"],
+                                                "microns_per_pixel": 2.0}
+    td.tl.segment_regions(a, "m", key_added="r2")
+    assert set(a.uns["r2"]["libraries"]) == {"lib1", "lib2"}
+    # lib1: 55 um / 12 px spot / scalef 0.5; lib2: 2 um/px / 0.5
+    np.testing.assert_allclose(calls, [55 / SPOT_D / SCALEF, 2.0 / SCALEF])
