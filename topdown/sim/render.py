@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -26,10 +27,25 @@ _RENDERERS: dict[tuple, Any] = {}
 _RENDERER_KEYS = ("threads", "device", "subdivisions")
 
 
+_BPY_SCRIPTS = re.compile(r"[\\/]bpy[\\/]\d+\.\d+[\\/]scripts([\\/]|$)")
+
+
+def _clean_sys_path() -> None:
+    """Drop Blender's script folders inherited from a parent that imported bpy.
+
+    ``import bpy`` adds ``.../bpy/5.0/scripts/modules`` (which holds a ``bpy`` folder without
+    ``_bpy``) to ``sys.path``; spawned children (pool or dask workers) inherit that path and
+    would import the wrong ``bpy``. Blender adds the folders back when it loads.
+    """
+    if "bpy" not in sys.modules:
+        sys.path[:] = [p for p in sys.path if not _BPY_SCRIPTS.search(str(p))]
+
+
 def get_renderer(threads: int | None = None, device: str = "auto", subdivisions: int = 2):
     """The process-wide :class:`~topdown.sim.blender.BlenderRenderer` for these settings."""
     key = (threads, device, subdivisions)
     if key not in _RENDERERS:
+        _clean_sys_path()
         with quiet_stdout():
             from .blender import BlenderRenderer
 
@@ -40,6 +56,7 @@ def get_renderer(threads: int | None = None, device: str = "auto", subdivisions:
 
 def blender_version() -> str:
     """Version of the bpy module that renders (e.g. ``"5.0.1"``); imports bpy."""
+    _clean_sys_path()
     with quiet_stdout():
         from .blender import blender_version as _v
 

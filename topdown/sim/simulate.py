@@ -124,9 +124,28 @@ def _run_local(spec, jobs, settings) -> Iterator[dict[str, Any]]:
 
 
 def _run_pool(spec_yaml, jobs, settings, workers) -> Iterator[dict[str, Any]]:
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec_yaml, settings)) as pool:
-        yield from pool.imap_unordered(_worker_frame, jobs, chunksize=1)
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # an executor (unlike multiprocessing.Pool) fails loudly if a worker cannot start;
+    # a bounded window of frames in flight keeps the parent's memory flat for any n
+    pending: set = set()
+    todo = iter(jobs)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(spec_yaml, settings)) as pool:
+        try:
+            for job in todo:
+                pending.add(pool.submit(_worker_frame, job))
+                if len(pending) >= 2 * workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        finally:
+            for fut in pending:
+                fut.cancel()
 
 
 def _run_dask(spec_yaml, jobs, settings, scheduler) -> Iterator[dict[str, Any]]:
@@ -138,13 +157,23 @@ def _run_dask(spec_yaml, jobs, settings, scheduler) -> Iterator[dict[str, Any]]:
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"cannot reach the dask scheduler {scheduler!r} ({exc}); start it "
                          "(`dask scheduler`) or pass its address as tcp://HOST:PORT.") from exc
+    window = 2 * max(1, sum(client.nthreads().values()))
+    todo = iter(jobs)
+
+    def submit(job):
+        i, s = job
+        return client.submit(_dask_frame, spec_yaml, settings, i, s, pure=False,
+                             key=f"topdown-frame-{i}-{s}-{os.getpid()}-{time.time_ns()}")
+
     try:
-        futures = [client.submit(_dask_frame, spec_yaml, settings, i, s, pure=False,
-                                 key=f"topdown-frame-{i}-{s}-{os.getpid()}-{time.time_ns()}")
-                   for i, s in jobs]
-        for fut in as_completed(futures):
-            yield fut.result()
+        queue = as_completed([submit(j) for _, j in zip(range(window), todo, strict=False)])
+        for fut in queue:
+            frame = fut.result()
             fut.release()
+            nxt = next(todo, None)
+            if nxt is not None:
+                queue.add(submit(nxt))
+            yield frame
     finally:
         if own:
             client.close()
