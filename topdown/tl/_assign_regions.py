@@ -92,8 +92,11 @@ def _assign_one(xy: np.ndarray, store: StoredRegions, mode: str, radius: float |
         else:  # polygon: exact overlap with the region polygons, probability at the centroid
             _, flat = _overlap.raster_lookup(store.labels, xy, 1.0 / s)
             p = np.ones(n) if maxp is None else np.where(flat >= 0, maxp.reshape(-1)[np.maximum(flat, 0)], 1.0)
-            gdf = store.to_geodataframe()
-            frac = _overlap.vector_fractions(cells, gdf.geometry.values, gdf["label"].to_numpy(), n_lab)
+            frac = _overlap.raster_polygon_fractions(
+                store.labels, shapely.transform(cells, lambda c: c / s), n_lab)
+            if frac is None:  # cells much larger than map pixels
+                gdf = store.to_geodataframe()
+                frac = _overlap.vector_fractions(cells, gdf.geometry.values, gdf["label"].to_numpy(), n_lab)
             wsum = frac * p[:, None]
     else:
         gdf = store.to_geodataframe()
