@@ -152,7 +152,7 @@ def figures(out: Path, res: pd.DataFrame, sim, td) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="200 genes, 3 regions (about a minute of CPU)")
-    parser.add_argument("--out", default="benchmarks/out/de_validation")
+    parser.add_argument("--out", default="out/de_validation")
     parser.add_argument("--depth", type=float, default=5000.0, help="mean counts per spot (Visium-like)")
     parser.add_argument("--spots", type=int, default=2000, help="spots per sample")
     parser.add_argument("--seed", type=int, default=0)
