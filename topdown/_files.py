@@ -58,11 +58,8 @@ def output_file(path: str | os.PathLike, *, inputs: tuple = (), overwrite: bool 
     """
     p = Path(path).expanduser()
     for src in inputs:
-        try:
-            if Path(src).exists() and p.exists() and p.resolve() == Path(src).resolve():
-                raise OutputError(f"refusing to overwrite the input '{src}'; give a different output path.")
-        except OSError:  # pragma: no cover - unreadable path, checked elsewhere
-            pass
+        if p.exists() and Path(src).exists() and os.path.samefile(p, src):
+            raise OutputError(f"refusing to overwrite the input '{src}'; give a different output path.")
     if p.exists() and p.is_dir():
         raise OutputError(f"output '{p}' is a folder; give a file name.")
     if p.exists() and not overwrite:

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from .._files import atomic_path, existing_path, output_file
-from ..errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [existing_path(p, "annotated h5ad file") for p in args.inputs]
     target = Path(args.out).expanduser()
-    if target.exists() and any(target.resolve() == p.resolve() for p in paths):
-        raise OutputError(f"refusing to overwrite the input '{target}'; give a different --out.")
     out = output_file(target, inputs=tuple(paths))
     res = region_de([str(p) for p in paths] if len(paths) > 1 else str(paths[0]),
                     condition_key=args.condition_key, sample_key=args.sample_key,
