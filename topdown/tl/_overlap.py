@@ -192,33 +192,50 @@ def raster_polygon_fractions(labels: np.ndarray, polys_map, n_labels: int,
     if k > max_window:
         return None
     off = np.arange(k)
+    step = max(1, _CHUNK_PAIRS // (k * k))  # bounds peak memory
+    flat_labels = labels.reshape(-1)
+    for s0 in range(0, n, step):
+        sl = slice(s0, s0 + step)
+        out[sl] = _polygon_chunk(polys[sl], c0[sl], r0[sl], c1[sl], r1[sl], off, flat_labels,
+                                 h, w, n_labels)
+    return out
+
+
+def _polygon_chunk(polys, c0, r0, c1, r1, off, flat_labels, h, w, n_labels) -> np.ndarray:
+    import shapely
+
+    m = len(polys)
+    out = np.zeros((m, n_labels))
     cols = c0[:, None, None] + off[None, None, :]
     rows = r0[:, None, None] + off[None, :, None]
     valid = (cols <= c1[:, None, None]) & (rows <= r1[:, None, None])
     on_map = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    lab = np.where(on_map, labels.reshape(-1)[np.where(on_map, rows * w + cols, 0)], 0)
+    lab = np.where(on_map, flat_labels[np.where(on_map, rows * w + cols, 0)], 0).astype(np.int64)
     first = lab[:, 0, 0]
     uniform = np.all((lab == first[:, None, None]) | ~valid, axis=(1, 2))
     out[np.flatnonzero(uniform), first[uniform]] = 1.0
     mixed = np.flatnonzero(~uniform)
-    if len(mixed):
-        vm = valid[mixed]
-        ci, ri, qi = (np.broadcast_to(cols[mixed], vm.shape)[vm], np.broadcast_to(rows[mixed], vm.shape)[vm],
-                      np.broadcast_to(mixed[:, None, None], vm.shape)[vm])
-        # move each (polygon, pixel) pair so the pixel is the unit square, then clip by it
-        # (clip_by_rect is several times faster than a general intersection)
-        pieces = polys[qi]  # a new object array; shapely geometries are immutable
-        xy, which = shapely.get_coordinates(pieces, return_index=True)
-        xy -= np.c_[ci, ri][which]
-        pieces = shapely.set_coordinates(pieces, xy)
-        areas = shapely.area(shapely.clip_by_rect(pieces, 0.0, 0.0, 1.0, 1.0))
-        acc = np.bincount(qi * n_labels + lab[mixed][vm], weights=areas,
-                          minlength=n * n_labels).reshape(n, n_labels)[mixed]
-        tot = acc.sum(axis=1, keepdims=True)
-        empty = tot[:, 0] <= 0
-        acc[empty, first[mixed][empty]] = 1.0  # degenerate (zero-area) polygon: its corner pixel
-        tot[empty] = 1.0
-        out[mixed] = acc / tot
+    if len(mixed) == 0:
+        return out
+    vm = valid[mixed]
+    shape = vm.shape
+    ci = np.broadcast_to(cols[mixed], shape)[vm]
+    ri = np.broadcast_to(rows[mixed], shape)[vm]
+    local = np.broadcast_to(np.arange(len(mixed))[:, None, None], shape)[vm]
+    # move each (polygon, pixel) pair so the pixel is the unit square, then clip by it
+    # (clip_by_rect is several times faster than a general intersection)
+    pieces = polys[mixed][local]  # a new object array; shapely geometries are immutable
+    xy, which = shapely.get_coordinates(pieces, return_index=True)
+    xy -= np.c_[ci, ri][which]
+    pieces = shapely.set_coordinates(pieces, xy)
+    areas = shapely.area(shapely.clip_by_rect(pieces, 0.0, 0.0, 1.0, 1.0))
+    acc = np.bincount(local * n_labels + lab[mixed][vm], weights=areas,
+                      minlength=len(mixed) * n_labels).reshape(len(mixed), n_labels)
+    tot = acc.sum(axis=1)
+    empty = tot <= 0
+    acc[empty, first[mixed][empty]] = 1.0  # degenerate (zero-area) polygon: its corner pixel
+    tot[empty] = 1.0
+    out[mixed] = acc / tot[:, None]
     return out
 
 
