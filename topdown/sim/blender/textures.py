@@ -20,6 +20,13 @@ SLAB_OD = 1.1
 NUCLEUS_OD = 1.6
 
 
+#: background haematoxylin by texture when the style gives none: grey-matter neuropil is
+#: basophilic (Nissl substance, glial processes) and looks lilac; myelinated fibre tracts and
+#: fat take almost none and look pink / white.
+HEMATOXYLIN_BACKGROUND = {"neuropil": 0.22, "fibres": 0.015, "adipose": 0.0, "fat": 0.0,
+                          "loose": 0.03, "none": 0.02}
+
+
 def _unit(a: np.ndarray) -> np.ndarray:
     a = a - a.mean()
     s = a.std()
@@ -93,7 +100,8 @@ def slab_texture(section, labels: np.ndarray, modality: str, rng: np.random.Gene
             tex = 0.35 * fine
         tex = tex + 0.15 * coarse
         density[sel] = np.clip(eosin * (1.0 + tex[sel]), 0.0, 3.0)
-        hema[sel] = float(st.get("hematoxylin", 0.04)) * (1.0 + 0.3 * fine[sel])
+        h0 = st.get("hematoxylin", HEMATOXYLIN_BACKGROUND.get(kind, 0.04))
+        hema[sel] = float(h0) * (1.0 + 0.3 * fine[sel])
         glow[sel] = float(st.get("autofluorescence", 0.05)) * np.clip(1.0 + 0.6 * tex[sel], 0, 3)
     if fold_mask is not None and fold_mask.any():
         density[fold_mask] *= 2.0
