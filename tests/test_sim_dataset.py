@@ -38,10 +38,12 @@ def test_every_preset_and_modality(tmp_path, preset, modality):
     assert meta["renderer"] == "blender-cycles" and meta["blender_version"].startswith("5.0")
     assert meta["seed"] == frame_seed(2, 0) and meta["n_nuclei"] > 0
     assert {"layout", "render", "artefacts"} <= set(meta["params"])
-    tissue, glass = regions > 0, regions == 0
-    if tissue.any() and glass.sum() > 20:
-        bright = image[glass].mean() > image[tissue].mean()
-        assert bright == (modality == "he")  # H&E: glass bright; DAPI: background dark
+    # nuclei absorb on H&E (darker than glass) and glow on DAPI (brighter than the background);
+    # comparing whole tissue would fail where only pale fat is in view
+    stained, glass = nuclei > 0, regions == 0
+    if stained.sum() > 5 and glass.sum() > 20:
+        bright = image[glass].mean() > image[stained].mean()
+        assert bright == (modality == "he")
     reopened = SimDataset(tmp_path / "ds")
     assert reopened.records == ds.records and reopened.spec.name == preset
 

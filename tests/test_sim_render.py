@@ -115,3 +115,24 @@ def test_artefacts_noise_fraction_and_validation():
         sample_artefacts({"noise": (0.0, 1.0)}, np.random.default_rng(0))
     with pytest.raises(SpecError, match="unknown artefact"):
         sample_artefacts({"sparkles": (0, 1)}, np.random.default_rng(0))
+
+
+def test_lesion_changes_the_stroma_only_inside_it():
+    import topdown as td
+    from topdown.sim.blender.textures import lesion_weight, slab_texture
+
+    spec = td.sim.load_preset("mouse_brain_coronal")
+    sick = td.sim.layout(spec, 3, size=96, condition="pathological")
+    labels = td.sim.region_mask(sick)
+    weight = lesion_weight(sick, labels)
+    assert weight is not None and weight.max() == 1.0
+    assert (labels[weight > 0] == sick.label_of(sick.params["lesion"]["region"])).all()
+    healthy_style = {k: {kk: vv for kk, vv in v.items() if kk != "lesion"} for k, v in sick.region_style.items()}
+    plain = type(sick)(**{**sick.__dict__, "region_style": healthy_style})
+    a = slab_texture(sick, labels, "he", np.random.default_rng(0))
+    b = slab_texture(plain, labels, "he", np.random.default_rng(0))
+    inside, outside = weight == 1.0, weight == 0.0
+    assert np.allclose(a[outside], b[outside])
+    factor = sick.params["lesion"]["eosin_factor"]
+    # eosin_factor > 1 absorbs more: less light transmitted inside the lesion
+    assert (a[inside, :3].mean() < b[inside, :3].mean()) == (factor > 1)

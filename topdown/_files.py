@@ -42,6 +42,8 @@ def writable_dir(path: str | os.PathLike, *, create: bool = True) -> Path:
         if not create:
             raise OutputError(f"output folder '{p}' does not exist.")
         parent = next((q for q in [p, *p.parents] if q.exists()), Path("."))
+        if not parent.is_dir():
+            raise OutputError(f"cannot create output folder '{p}': '{parent}' is a file; choose another --out.")
         if not os.access(parent, os.W_OK):
             raise OutputError(f"cannot create output folder '{p}': '{parent}' is not writable.")
         p.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,12 @@ def output_file(path: str | os.PathLike, *, inputs: tuple = (), overwrite: bool 
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` only on success.
@@ -82,6 +90,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, final)

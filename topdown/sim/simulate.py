@@ -20,7 +20,7 @@ import numpy as np
 
 from .._files import writable_dir
 from .._progress import progress
-from ..errors import InputError, OutputError
+from ..errors import InputError
 from .dataset import DatasetWriter, SimDataset, frame_seed
 from .render import MODALITIES
 
@@ -41,18 +41,6 @@ def _resolve_spec(spec):
 
         return load_preset(str(spec))
     raise InputError(f"spec must be a TissueSpec, a preset name or a YAML path, not {type(spec).__name__}.")
-
-
-def _check_out(out: str | os.PathLike) -> None:
-    """Refuse an output folder that cannot exist (a file on its path) before any work."""
-    p = Path(out).expanduser()
-    for q in [p, *p.parents]:
-        if q.exists():
-            if not q.is_dir():
-                raise OutputError(f"cannot use '{p}' as the output folder: '{q}' is a file; "
-                                  "choose another --out.")
-            break
-    writable_dir(p)
 
 
 def make_frame(spec, index: int, seed: int, *, size: int, pixel_size_um: float, modality: str,
@@ -254,7 +242,7 @@ def simulate(spec, n: int, out: str | os.PathLike, *, size: int | None = None,
         raise InputError(f"pixel_size_um must be > 0, got {px}.")
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError(f"workers must be a whole number >= 1, got {workers!r}.")
-    _check_out(out)
+    writable_dir(out)
     writer = DatasetWriter(out, spec, modality=modality, size=size, pixel_size_um=px, seed=seed)
     done = writer.done
     jobs = [(i, frame_seed(seed, i)) for i in range(int(n)) if i not in done]

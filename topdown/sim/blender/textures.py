@@ -62,6 +62,41 @@ def style_of(section, name: str) -> dict[str, Any]:
     return dict(section.region_style.get(name, {}) or {})
 
 
+def lesion_weight(section, labels: np.ndarray) -> np.ndarray | None:
+    """0..1 weight of a pathological lesion per pixel (soft edge), or ``None`` without one.
+
+    The lesion is a disk inside its region (``region_style[region]["lesion"]``, written by
+    the layout for ``condition="pathological"``).
+    """
+    for k, name in enumerate(section.classes, start=1):
+        info = style_of(section, name).get("lesion")
+        if not info:
+            continue
+        px = float(section.pixel_size_um)
+        h, w = labels.shape
+        cx, cy = (float(v) / px for v in info["centre_um"])
+        r = float(info["radius_um"]) / px
+        yy, xx = np.mgrid[0:h, 0:w]
+        d = np.hypot(xx + 0.5 - cx, yy + 0.5 - cy)
+        edge = max(1.0, 0.15 * r)
+        weight = np.clip((r - d) / edge, 0.0, 1.0).astype(np.float32)
+        weight[labels != k] = 0.0
+        return weight
+    return None
+
+
+def _apply_lesion(section, labels: np.ndarray, density: np.ndarray, glow: np.ndarray) -> None:
+    """Scale the stroma stain (and autofluorescence) inside a lesion by its ``eosin_factor``."""
+    weight = lesion_weight(section, labels)
+    if weight is None:
+        return
+    factor = next(float(st["lesion"].get("eosin_factor", 1.0)) for st in section.region_style.values()
+                  if st and st.get("lesion"))
+    scale = 1.0 + (factor - 1.0) * weight
+    density *= scale
+    glow *= scale
+
+
 def slab_texture(section, labels: np.ndarray, modality: str, rng: np.random.Generator,
                  fold_mask: np.ndarray | None = None) -> np.ndarray:
     """Linear RGBA float32 image (rows top to bottom) of the tissue slab.
@@ -103,6 +138,7 @@ def slab_texture(section, labels: np.ndarray, modality: str, rng: np.random.Gene
         h0 = st.get("hematoxylin", HEMATOXYLIN_BACKGROUND.get(kind, 0.04))
         hema[sel] = float(h0) * (1.0 + 0.3 * fine[sel])
         glow[sel] = float(st.get("autofluorescence", 0.05)) * np.clip(1.0 + 0.6 * tex[sel], 0, 3)
+    _apply_lesion(section, labels, density, glow)
     if fold_mask is not None and fold_mask.any():
         density[fold_mask] *= 2.0
         hema[fold_mask] *= 2.0
