@@ -252,3 +252,15 @@ def test_dapi_tissue_detection_and_background():
 
     tm = tissue_mask(np.repeat(img[..., None], 3, axis=2), "dapi")
     assert (tm & inside).sum() / (tm | inside).sum() > 0.7
+
+
+def test_shipped_models_load_by_name():
+    names = td.seg.available_models()
+    if not names:
+        pytest.skip("no shipped weights in this checkout")
+    for name in names:
+        m = td.seg.load(name)
+        assert m.name == name and m.pixel_size_um and len(m.classes) >= 2
+        assert m.weights_sha256 and m.metrics.get("epochs_done")
+        r = td.seg.segment(np.full((40, 40, 3), 240, np.uint8), m, pixel_size_um=m.pixel_size_um)
+        assert r.labels.shape == (40, 40) and r.tissue_fraction() == 0.0  # blank glass
