@@ -125,7 +125,7 @@ def test_evaluate_rejects_mismatched_classes(trained, tmp_path):
 def test_resume_reproduces_uninterrupted_run(toy_ds, tmp_path, monkeypatch):
     kw = dict(batch_size=4, widths=(8, 16), seed=3, device="cpu", progress=False, epochs=2)
     full = td.seg.train(toy_ds, out=tmp_path / "full.pt", **kw)
-    mod = sys.modules["topdown.seg.train"]
+    mod = sys.modules["topdown.seg._train"]
     real = mod.save_state
 
     def crash_after_saving(*args, **kwargs):
@@ -216,7 +216,7 @@ def test_public_functions_stay_callable_after_submodule_imports(toy_ds):
     import importlib
 
     for name in ("train", "evaluate", "finetune"):
-        importlib.import_module(f"topdown.seg.{name}")  # sets td.seg.<name> to the module
-        assert callable(getattr(td.seg, name))
+        importlib.import_module(f"topdown.seg._{name}")  # the private module behind the name
+        assert callable(getattr(td.seg, name)) and getattr(td.seg, name).__name__ == name
     model = td.seg.train(toy_ds, epochs=1, batch_size=4, widths=(8, 16), device="cpu", progress=False)
     assert "miou" in td.seg.evaluate(model, toy_ds, indices=[0])

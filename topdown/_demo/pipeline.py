@@ -38,7 +38,7 @@ def _model(preset: str, out: Path, quick: bool, seed: int):
     if preset in available_models():
         model = load(preset)
         return model, {"source": "shipped weights", "name": preset}
-    from ..seg.train import train
+    from ..seg._train import train
     from ..sim.presets import load_preset
     from ..sim.simulate import simulate
 

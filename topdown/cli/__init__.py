@@ -29,14 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"topdown {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
-        try:
-            mod = importlib.import_module(module, __name__)
-        except ModuleNotFoundError as exc:  # a sub-command not built yet
-            if exc.name and exc.name.startswith(__name__):
-                continue
-            raise
-        mod.add_parser(sub)
+    for module in COMMANDS.values():
+        importlib.import_module(module, __name__).add_parser(sub)
     return parser
 
 

@@ -13,11 +13,11 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(__name__, {
     "RegionMap": ".regionmap",
     "SegModel": ".model",
-    "train": ".train",
+    "train": "._train",
     "load": ".checkpoint",
     "save": ".checkpoint",
     "available_models": ".checkpoint",
     "segment": ".infer",
-    "evaluate": ".evaluate",
-    "finetune": ".finetune",
+    "evaluate": "._evaluate",
+    "finetune": "._finetune",
 })

@@ -186,8 +186,3 @@ def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr:
         "loss_first": losses[0] if losses else None, "loss_last": float(np.mean(losses[-10:])) if losses else None,
         "base_weights_sha256": base.weights_sha256}}
     return tuned
-
-
-from ._callable import make_module_callable  # noqa: E402
-
-make_module_callable(__name__, finetune)

@@ -45,8 +45,3 @@ def evaluate(model, ds, *, indices=None, device: str = "cpu") -> dict:
     out = scores(cm, model.names)
     out.update(n_frames=len(idx), confusion=cm.tolist(), classes=model.names)
     return out
-
-
-from ._callable import make_module_callable  # noqa: E402
-
-make_module_callable(__name__, evaluate)

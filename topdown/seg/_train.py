@@ -210,8 +210,3 @@ class _CachedDataset:
 
 def frames_ds(frames: _Frames) -> _CachedDataset:
     return _CachedDataset(frames)
-
-
-from ._callable import make_module_callable  # noqa: E402
-
-make_module_callable(__name__, train)
