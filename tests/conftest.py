@@ -36,3 +36,14 @@ def merfish_mini() -> Path:
 def prostate_visium() -> Path:
     """Real 10x Visium prostate, one normal and one cancer section (no images)."""
     return _shared("visium_prostate_normal_vs_cancer")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: the suite shares 2 cores; more threads only add spin-waiting."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

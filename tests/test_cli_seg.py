@@ -6,20 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from test_seg_train import make_dataset, toy_frame
 
 from topdown.cli import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the suite shares 2 cores; more threads only add spin-waiting."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ CLASSES = ["cortex", "striatum"]
 SMALL = (8, 16, 24)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the suite shares 2 cores; more threads only add spin-waiting."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Spec:
