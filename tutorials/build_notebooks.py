@@ -129,7 +129,7 @@ in `topdown/seg/weights/README.md`)."""),
 if "olfactory_bulb" in td.seg.available_models():
     shipped = td.seg.load("olfactory_bulb")
     shipped_scores = td.seg.evaluate(shipped, test_ds)
-    print("shipped model mIoU on new frames:", round(shipped_scores["mIoU"], 3))'''),
+    print("shipped model mIoU on new frames:", round(shipped_scores["miou"], 3))'''),
         ("md", "## Segment an image and get polygons"),
         ("code", '''image, truth, _, meta = test_ds[0]
 rmap = td.seg.segment(image, model, pixel_size_um=meta["pixel_size_um"])
@@ -142,10 +142,10 @@ for a, t in zip(ax, ["image", "truth", "segmented polygons"]):
 plt.show()
 gdf[["region", "area_px"]]'''),
         ("code", '''# sanity checks (run in CI)
-assert 0.0 <= scores["mIoU"] <= 1.0
+assert 0.0 <= scores["miou"] <= 1.0
 assert rmap.labels.shape[0] > 0 and set(gdf["region"]) <= set(model.classes)
 if not QUICK:
-    assert scores["mIoU"] > 0.5'''),
+    assert scores["miou"] > 0.5'''),
     ],
     "03_annotate_visium.ipynb": [
         ("md", """# 3. Annotate a real Visium section and explore its regions

@@ -29,6 +29,7 @@ class DemoResult:
     de: pd.DataFrame  # region_de table
     de_truth: pd.DataFrame  # per planted region: recall, FDR
     timings: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _model(preset: str, out: Path, quick: bool, seed: int):
@@ -59,7 +60,7 @@ def _segmentation_scores(sample: StudySample, rmap, classes: list[str]) -> dict:
     cm = confusion(sample.truth_mask, pred, len(classes) + 1)
     s = scores(cm, ["outside", *classes])
     return {"sample": sample.name, "condition": sample.condition, "pixel_accuracy": s["pixel_accuracy"],
-            "mIoU": s["mIoU"], "pred_labels": pred}
+            "mIoU": s["miou"], "pred_labels": pred}
 
 
 def _de_truth(de: pd.DataFrame, var: pd.DataFrame, de_regions, padj: float = 0.05) -> pd.DataFrame:
@@ -78,7 +79,8 @@ def _de_truth(de: pd.DataFrame, var: pd.DataFrame, de_regions, padj: float = 0.0
     return pd.DataFrame(rows)
 
 
-def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int = 0) -> DemoResult:
+def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int = 0,
+             model=None, config: StudyConfig | None = None) -> DemoResult:
     """Run the whole top-down pipeline on the embedded simulated study and write a report.
 
     Parameters
@@ -89,6 +91,11 @@ def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int 
         Smaller study (under 3 minutes on 2 CPU cores).
     seed
         Seed of the study (images, spots, counts).
+    model
+        A SegModel, model name or checkpoint path to use instead of the shipped model of
+        the study's preset.
+    config
+        The study's size (overrides ``quick`` and ``seed``).
 
     Returns
     -------
@@ -110,11 +117,17 @@ def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int 
     from .report import write_report
 
     out = writable_dir(out)
-    config = (StudyConfig.quick if quick else StudyConfig)(seed=seed)
+    config = config or (StudyConfig.quick if quick else StudyConfig)(seed=seed)
     t = {"start": time.perf_counter()}
     samples = build_study(config)
     t["simulate"] = time.perf_counter()
-    model, model_info = _model(config.preset, out, quick, seed)
+    if model is None:
+        model, model_info = _model(config.preset, out, quick, seed)
+    else:
+        from ..seg.checkpoint import load
+
+        model = load(model)
+        model_info = {"source": "given by the caller", "name": model.name or "model"}
     classes = list(model.classes)
     t["model"] = time.perf_counter()
 

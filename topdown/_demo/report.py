@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from .._files import atomic_path, atomic_write_text  # noqa: E402
+from ..errors import InputError  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import DemoResult
@@ -84,8 +85,11 @@ def write_report(result: DemoResult, combined) -> None:
     truth_vs_prediction(result, out / "truth_vs_prediction.png")
     composition(result, out / "composition.png")
     region_de(result.de, save=out / "volcano.png", show=False)
-    region_de_heatmap(result.de, combined, save=out / "heatmap.png", show=False)
     region_de_counts(result.de, save=out / "de_genes_per_region.png", show=False)
+    try:
+        region_de_heatmap(result.de, combined, save=out / "heatmap.png", show=False)
+    except InputError as exc:  # no gene passes padj: say so in the summary instead
+        result.notes.append(f"No heatmap: {exc}")
     plt.close("all")
     with atomic_path(out / "de_results.csv") as tmp:
         result.de.to_csv(tmp, index=False)
@@ -153,7 +157,8 @@ def write_summary(result: DemoResult) -> None:
         "",
         "![volcano](volcano.png)",
         "",
-        "![heatmap](heatmap.png)",
+        *(["![heatmap](heatmap.png)"] if (result.out / "heatmap.png").exists() else []),
+        *result.notes,
         "",
         "![DE genes per region](de_genes_per_region.png)",
         "",

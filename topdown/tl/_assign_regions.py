@@ -183,7 +183,7 @@ def _check_alignment(adata, lib: str, store: StoredRegions, xy: np.ndarray, in_t
             scores[f"the spots belong to library '{other}', not '{lib}' "
                    "(check library_key / library_id)"] = _fit(st, xy, ref)
     best = max(scores, key=scores.get) if scores else None
-    msg = f"library '{lib}': the spots/cells fit the detected tissue ({report['score']} {fit:.0%})"
+    msg = f"library '{lib}': the spots/cells fit the detected tissue poorly ({report['score']} {fit:.0%})"
     if best is not None and (scores[best] >= max(0.6, fit + 0.2)
                              or (scores[best] >= 0.9 and scores[best] >= fit + 0.08)):
         report["likely_cause"] = best
