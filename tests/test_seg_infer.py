@@ -258,3 +258,22 @@ def test_shipped_models_load_by_name():
         assert m.weights_sha256 and m.metrics.get("epochs_done")
         r = td.seg.segment(np.full((40, 40, 3), 240, np.uint8), m, pixel_size_um=m.pixel_size_um)
         assert r.labels.shape == (40, 40) and r.tissue_fraction() == 0.0  # blank glass
+
+
+def test_tissue_detector_abstains_without_glass():
+    """Glass-free crops are left to the model; a featureless image has no tissue."""
+    from topdown.seg.tissue import tissue_mask
+
+    assert not tissue_mask(np.full((64, 64, 3), 240, np.uint8), "he").any()  # featureless: glass
+    rng = np.random.default_rng(0)
+    full = rng.integers(90, 160, (64, 64, 3)).astype(np.uint8)  # a crop full of tissue
+    assert tissue_mask(full, "he") is None
+
+
+def test_detected_tissue_always_gets_a_region(model):
+    img = np.full((96, 96, 3), 235, np.uint8)
+    img[24:72, 24:72] = (150, 90, 160)  # stained tissue on white glass
+    r = td.seg.segment(img, model, pixel_size_um=model.pixel_size_um)
+    core = r.labels[30:66, 30:66]
+    assert (core > 0).all()  # the detector sees tissue: never 'outside' there
+    assert r.labels[:10, :10].max() == 0  # glass stays outside

@@ -9,6 +9,7 @@ condition effects in chosen regions, cell loss in the pathological sections).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import anndata as ad
@@ -35,6 +36,7 @@ class StudyConfig:
     frac_de: float = 0.05
     seed: int = 0
     samples: int | None = None  # Cycles samples per pixel (None: renderer default)
+    whole_sections: bool = True  # image whole hemisections on glass, as on a Visium slide
 
     @classmethod
     def quick(cls, **kwargs) -> StudyConfig:
@@ -88,6 +90,9 @@ def build_study(config: StudyConfig | None = None) -> list[StudySample]:
 
     config = config or StudyConfig()
     spec = load_preset(config.preset)
+    if config.whole_sections:  # a Visium capture area holds a whole (hemi)section, not a random crop
+        spec = dataclasses.replace(spec, variation=dataclasses.replace(
+            spec.variation, whole=1.0, hemisection=1.0, edge_cut=0.0, pixel_size_jitter=0.0))
     px = float(config.pixel_size_um or spec.imaging.pixel_size_um)
     plan = [(f"{cond}_{k + 1}", cond) for cond in (HEALTHY, PATHOLOGICAL) for k in range(config.n_per_condition)]
     rendered = []

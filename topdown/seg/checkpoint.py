@@ -37,7 +37,7 @@ def available_models() -> list[str]:
     """
     if not WEIGHTS_DIR.is_dir():
         return []
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if not p.name.endswith(".state.safetensors"))
 
 
 def sidecar_json(path: str | os.PathLike) -> Path:

@@ -7,7 +7,7 @@ memory is bounded by ``tile x map width`` plus the outputs (labels, and float16
 probabilities if requested), never by the full-resolution image.
 
 No connected-component clean-up is done: labels are the blended argmax, vetoed to 0
-(outside) where the thumbnail tissue detector sees empty glass.
+(outside) where the thumbnail tissue detector sees empty glass, a region where it sees tissue.
 """
 
 from __future__ import annotations
@@ -113,6 +113,9 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
                 rr = np.minimum(((np.arange(r0, r0 + done) + 0.5) / tissue_step).astype(int), tissue.shape[0] - 1)
                 cc = np.minimum(((np.arange(W) + 0.5) / tissue_step).astype(int), tissue.shape[1] - 1)
                 glass = ~tissue[rr][:, cc]
+                # on detected tissue the label is the most likely *region*: the detector, not
+                # the model's outside class, decides tissue vs glass
+                lab[~glass] = band[1:, ~glass].argmax(axis=0) + 1
                 lab[glass] = 0
                 band[:, glass] = 0.0
                 band[0, glass] = 1.0
@@ -151,7 +154,9 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         Visium ``scalefactors_json.json`` (path or dict) and which image this is
         (``"lowres"``, ``"hires"``, ``"fullres"``).
     tissue
-        Veto the model to ``outside`` where a thumbnail Otsu detector sees empty glass.
+        Let a thumbnail Otsu tissue detector decide tissue vs glass: ``outside`` where it sees
+        empty glass, the most likely region (never ``outside``) where it sees tissue.
+        ``False`` leaves both to the model's own ``outside`` class.
     tile, overlap, batch_size
         Sliding-window tile size and overlap, in model pixels; tiles per forward pass.
     probabilities
