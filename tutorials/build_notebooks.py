@@ -153,7 +153,17 @@ if not QUICK:
 The 10x Visium adult mouse brain section (coronal, H&E) is segmented with the shipped
 `mouse_brain_coronal` model, trained on Blender simulations only. Every spot gets the
 region its 55 µm disk overlaps most (`obs['region']`), the area fractions
-(`obsm['region_fractions']`) and a confidence."""),
+(`obsm['region_fractions']`) and a confidence.
+
+What the shipped (CPU-trained, under-trained) model gives on this section, saved by
+`topdown annotate ... --overlay`:
+
+![Visium mouse brain, regions](figures/visium_mouse_brain_overlay.png)
+
+Honestly: the tissue outline is right (99.7 % of in-tissue spots get a region) and the
+cortex wraps the section's outside, but everything inside is called thalamus: the
+hippocampus (the dark curved CA / dentate band), the fibre tracts and the ventricles are
+missed, and a few fiducial dots at the bottom right are called cortex."""),
         ("code", SETUP),
         ("code", SHARED),
         ("code", '''outs = DATA / "visium_mouse_brain_v1" / "outs"

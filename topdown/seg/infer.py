@@ -7,7 +7,8 @@ memory is bounded by ``tile x map width`` plus the outputs (labels, and float16
 probabilities if requested), never by the full-resolution image.
 
 No connected-component clean-up is done: labels are the blended argmax, vetoed to 0
-(outside) where the thumbnail tissue detector sees empty glass, a region where it sees tissue.
+(outside) where the thumbnail tissue detector sees empty glass, and a region where it sees
+tissue unless the model is confident of ``outside``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from .image import ImageSource, open_image
 from .regionmap import RegionMap
 from .resample import map_shape, pixel_size_from_scalefactors, resample_tile, visium_pixel_size_for
 from .tissue import tissue_mask
+
+
+#: on detected tissue, ``outside`` needs at least this probability (else the best region wins)
+OUTSIDE_CONFIDENT = 0.8
 
 
 @lru_cache(maxsize=8)
@@ -113,9 +118,10 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
                 rr = np.minimum(((np.arange(r0, r0 + done) + 0.5) / tissue_step).astype(int), tissue.shape[0] - 1)
                 cc = np.minimum(((np.arange(W) + 0.5) / tissue_step).astype(int), tissue.shape[1] - 1)
                 glass = ~tissue[rr][:, cc]
-                # on detected tissue the label is the most likely *region*: the detector, not
-                # the model's outside class, decides tissue vs glass
-                lab[~glass] = band[1:, ~glass].argmax(axis=0) + 1
+                # on detected tissue the label is the most likely *region* unless the model is
+                # confident it is outside (fiducial dots, debris look like tissue to the detector)
+                unsure = ~glass & (band[0] < OUTSIDE_CONFIDENT)
+                lab[unsure] = band[1:, unsure].argmax(axis=0) + 1
                 lab[glass] = 0
                 band[:, glass] = 0.0
                 band[0, glass] = 1.0
@@ -154,8 +160,9 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         Visium ``scalefactors_json.json`` (path or dict) and which image this is
         (``"lowres"``, ``"hires"``, ``"fullres"``).
     tissue
-        Let a thumbnail Otsu tissue detector decide tissue vs glass: ``outside`` where it sees
-        empty glass, the most likely region (never ``outside``) where it sees tissue.
+        Combine a thumbnail Otsu tissue detector with the model: ``outside`` where it sees
+        empty glass; where it sees tissue, the most likely region unless the model gives
+        ``outside`` at least :data:`OUTSIDE_CONFIDENT` (fiducials, debris).
         ``False`` leaves both to the model's own ``outside`` class.
     tile, overlap, batch_size
         Sliding-window tile size and overlap, in model pixels; tiles per forward pass.
