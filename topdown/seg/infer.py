@@ -25,7 +25,6 @@ from .regionmap import RegionMap
 from .resample import map_shape, pixel_size_from_scalefactors, resample_tile, visium_pixel_size_for
 from .tissue import tissue_mask
 
-
 #: on detected tissue, ``outside`` needs at least this probability (else the best region wins)
 OUTSIDE_CONFIDENT = 0.8
 
