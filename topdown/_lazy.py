@@ -14,6 +14,11 @@ def attach(package: str, names: dict[str, str]) -> tuple[Callable, Callable, lis
     >>> __getattr__, __dir__, __all__ = attach(__name__, {"simulate": "._simulate"})  # doctest: +SKIP
     """
 
+    clashes = [n for n, mod in names.items() if mod.lstrip(".") == n]
+    if clashes:  # importing such a submodule would rebind the package attribute to the module
+        raise ValueError(f"{package}: lazy names {clashes} equal their module's name; import them eagerly "
+                         "or rename the module (e.g. '._name')")
+
     def __getattr__(name: str):
         if name not in names:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

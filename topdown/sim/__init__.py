@@ -19,6 +19,7 @@ from .expression import expression_study as expression_study
 from .layout import layout as layout
 from .presets import load_preset as load_preset
 from .presets import presets as presets
+from .simulate import simulate as simulate
 
 _lazy_getattr, _lazy_dir, _lazy_all = attach(__name__, {
     "TissueSpec": ".spec",
@@ -28,10 +29,10 @@ _lazy_getattr, _lazy_dir, _lazy_all = attach(__name__, {
     "apply_artefacts": ".artefacts",
     "render_section": ".render",
     "SimDataset": ".dataset",
-    "simulate": ".simulate",
 })
 __getattr__ = _lazy_getattr
-__all__ = sorted([*_lazy_all, "expression", "expression_study", "layout", "load_preset", "presets"])
+__all__ = sorted([*_lazy_all, "expression", "expression_study", "layout", "load_preset", "presets",
+                  "simulate"])
 
 
 def __dir__() -> list[str]:
