@@ -58,8 +58,9 @@ edit the file in a text editor), and load it back; validation errors name the ba
 doc = yaml.safe_load((WORK / "my_bulb.yaml").read_text())
 for region in doc["regions"]:
     if region["name"] == "granule_cell_layer":
-        for pop in region.get("populations", []):
-            pop["density_per_mm2"] = 2 * pop["density_per_mm2"]
+        for pop in region.get("populations", []):  # density: cells/mm², a value or a [low, high] range
+            d = pop["density"]
+            pop["density"] = [2 * v for v in d] if isinstance(d, list) else 2 * d
 (WORK / "my_bulb.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 my_spec = td.sim.TissueSpec.from_yaml(WORK / "my_bulb.yaml")
 
@@ -179,13 +180,20 @@ plt.show()'''),
         ("code", '''import scanpy as sc
 import squidpy as sq
 
-sq.pl.spatial_scatter(adata, color="region", figsize=(5, 5))
+# this section ships only the low-resolution image (squidpy looks for "hires" by default)
+sq.pl.spatial_scatter(adata, color="region", img_res_key="lowres", figsize=(5, 5))
 plt.show()
-sc.pp.normalize_total(adata, target_sum=1e4)
-sc.pp.log1p(adata)
-sc.tl.rank_genes_groups(adata, "region", method="wilcoxon")  # marker genes per region (exploratory)
-sc.pl.rank_genes_groups_dotplot(adata, n_genes=2, show=False)
-plt.show()'''),
+# marker genes of the regions found (exploratory: spots of one section are not replicates)
+counts = adata.obs["region"].value_counts()
+found = [r for r, n in counts.items() if n >= 10 and r != "outside"]
+markers = adata[adata.obs["region"].isin(found)].copy()
+markers.obs["region"] = markers.obs["region"].cat.remove_unused_categories()
+sc.pp.normalize_total(markers, target_sum=1e4)
+sc.pp.log1p(markers)
+if len(found) >= 2:
+    sc.tl.rank_genes_groups(markers, "region", method="wilcoxon")
+    sc.pl.rank_genes_groups_dotplot(markers, n_genes=3, show=False)
+    plt.show()'''),
         ("code", '''td.io.write_annotated(adata, WORK / "mouse_brain_annotated.h5ad")
 back = td.io.read_annotated(WORK / "mouse_brain_annotated.h5ad")
 print(back)'''),
