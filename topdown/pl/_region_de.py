@@ -64,7 +64,8 @@ def _volcano(ax, d: pd.DataFrame, padj: float, lfc: float, n_labels: int, title:
                         textcoords="offset points")
     ax.set_xlabel("log2 fold change")
     ax.set_ylabel("-log10 p-value")
-    ax.set_title(f"{title}: {int(sig.sum())} DE (padj<{padj:g})", fontsize=9)
+    cut = f", |log2FC|>={lfc:g}" if lfc > 0 else ""
+    ax.set_title(f"{title}: {int(sig.sum())} DE (padj<{padj:g}{cut})", fontsize=9)
 
 
 def region_de(res, region: str | None = None, *, padj: float = 0.05, lfc: float = 1.0,
