@@ -97,3 +97,23 @@ def test_cell_loss_removes_cells_or_lowers_counts():
 def test_bad_input_is_refused(kwargs):
     with pytest.raises(InputError):
         td.sim.expression(_obs(20), n_genes=10, **kwargs)
+
+
+def test_focal_lesion_loses_cells_and_switches_on_its_program():
+    n = 600
+    obs = pd.DataFrame({"region": ["cortex"] * n, "sample": ["p1"] * (n // 2) + ["h1"] * (n // 2),
+                        "condition": ["sick"] * (n // 2) + ["healthy"] * (n // 2)})
+    obs["in_lesion"] = False
+    obs.loc[obs.index[:100], "in_lesion"] = True
+    plain = td.sim.expression(obs.drop(columns="in_lesion"), n_genes=200, cells_per_spot=10, seed=4)
+    sim = td.sim.expression(obs, n_genes=200, cells_per_spot=10, lesion_key="in_lesion", seed=4)
+    les = sim.obs["in_lesion"].to_numpy()
+    assert sim.obs["n_cells"][les].mean() < 0.5 * sim.obs["n_cells"][~les].mean()
+    genes = sim.var["lesion_gene"].to_numpy()
+    assert genes.sum() == 4
+    X = np.asarray(sim.X.todense(), dtype=float)
+    frac = X / X.sum(axis=1, keepdims=True)
+    assert (frac[les][:, genes].mean(0) > 2 * frac[~les][:, genes].mean(0)).all()
+    with pytest.raises(td.TopdownError, match="lesion_key 'nope'"):
+        td.sim.expression(obs, n_genes=10, lesion_key="nope")
+    assert plain.n_obs == n  # without a lesion, nothing changes

@@ -109,6 +109,10 @@ def _table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
     return "\n".join([head, sep, *body])
 
 
+def _lesion_spots(result: DemoResult) -> int:
+    return int(sum(s.adata.obs["in_lesion"].sum() for s in result.samples if "in_lesion" in s.adata.obs))
+
+
 def write_summary(result: DemoResult) -> None:
     """``summary.md``: what was done, accuracy against the simulation's truth, figures."""
     c = result.config
@@ -125,6 +129,10 @@ def write_summary(result: DemoResult) -> None:
         f"pitch) with exact true regions, {c.n_genes} genes of negative-binomial counts with sample random "
         f"effects and planted condition effects in {', '.join(c.de_regions)}; the pathological sections lose "
         "CA pyramidal cells and carry a cortical lesion (anatomy change).",
+        "",
+        f"The counts carry the same anatomy change: {_lesion_spots(result)} spots of the pathological "
+        "sections lie in the lesion (cell loss there plus a lesion gene program, `var['lesion_gene']`), "
+        "and the CA region loses cells (lower counts).",
         "",
         f"Model: {result.model_info['name']} ({result.model_info['source']}).",
         "",

@@ -21,6 +21,8 @@ from ..sim.section import Section
 from ..sim.spots import VISIUM_SPOT_DIAMETER_UM, spot_region_fractions, spot_truth, visium_grid
 
 HEALTHY, PATHOLOGICAL = "healthy", "pathological"
+#: mean cells under a 55 µm Visium spot in mouse brain (about 1-10; Visium documentation)
+CELLS_PER_SPOT = 8.0
 
 
 @dataclass
@@ -72,9 +74,15 @@ def _spot_obs(section: Section, name: str, condition: str) -> tuple[pd.DataFrame
     cx, cy = cells["x_um"].to_numpy(), cells["y_um"].to_numpy()
     n_cells = np.array([np.count_nonzero((cx - x * section.pixel_size_um) ** 2 + (cy - y * section.pixel_size_um) ** 2 <= r2)
                         for x, y in xy])
+    lesion = section.params.get("lesion") or {}
+    in_lesion = np.zeros(len(xy), dtype=bool)
+    if lesion:  # spot centres inside the rendered lesion disk
+        cx, cy = lesion["centre_um"]
+        in_lesion = np.hypot(xy[:, 0] * section.pixel_size_um - cx,
+                             xy[:, 1] * section.pixel_size_um - cy) <= lesion["radius_um"]
     obs = pd.DataFrame({
         "sample": name, "condition": condition, "region_true": truth.to_numpy(),
-        "n_nuclei": n_cells, "in_tissue": 1,
+        "n_nuclei": n_cells, "in_tissue": 1, "in_lesion": in_lesion,
     })
     obs.index = [f"{name}_spot{i:05d}" for i in range(len(obs))]
     frac.index = obs.index
@@ -106,9 +114,14 @@ def build_study(config: StudyConfig | None = None) -> list[StudySample]:
 
     all_obs = pd.concat([r[4] for r in rendered])
     all_obs["region_true"] = pd.Categorical(all_obs["region_true"], categories=list(spec.classes))
+    # the counts carry the same anatomy change as the images: the sections' mean cell loss
+    # in its region, and the focal lesion where spots overlap it
+    losses = [r[2].params["cell_loss"] for r in rendered if r[2].params.get("cell_loss")]
+    cell_loss = ({losses[0]["region"]: float(np.mean([c["fraction"] for c in losses]))} if losses else None)
     counts = expression(all_obs, region_key="region_true", sample_key="sample", condition_key="condition",
                         reference=HEALTHY, n_genes=config.n_genes, de_regions=list(config.de_regions),
-                        frac_de=config.frac_de, seed=config.seed)
+                        frac_de=config.frac_de, cells_per_spot=CELLS_PER_SPOT, cell_loss=cell_loss,
+                        lesion_key="in_lesion", seed=config.seed)
     samples = []
     for name, cond, section, frame, obs, xy, frac in rendered:
         sub = counts[counts.obs["sample"] == name].copy()

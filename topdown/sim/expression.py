@@ -55,6 +55,8 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
                dispersion: float | np.ndarray = 0.1, library_size: float = 0.3,
                depth: float = 1000.0, frac_markers: float = 0.1, marker_sd: float = 1.0,
                cells_per_spot: float | None = None, cell_loss: Mapping[str, float] | None = None,
+               lesion_key: str | None = None, lesion_cell_factor: float = 0.3,
+               frac_lesion_genes: float = 0.02, lesion_lfc: float = 2.0,
                seed: int = 0) -> ad.AnnData:
     """Negative-binomial counts for the spots/cells in ``obs``, with known truth.
 
@@ -93,6 +95,13 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
     cell_loss
         ``{region: fraction}`` lost in non-reference conditions: cells are removed (rows
         dropped) or, for spots, the cell number is thinned (lower counts there).
+    lesion_key
+        Optional boolean ``obs`` column marking spots/cells inside a focal lesion (e.g. from
+        the layout's ``params['lesion']`` disk): there only ``lesion_cell_factor`` of the
+        cells survive (fewer counts for spots, dropped rows for cells) and a lesion program
+        (``frac_lesion_genes`` of the genes, up by ``lesion_lfc`` log2) is switched on.
+        Truth in ``var['lesion_gene']``. Without it, no extra random draws are made (the
+        same seed gives the same counts as before).
     seed
         Random seed; same seed, same counts.
 
@@ -148,8 +157,19 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
             keep &= ~(hit & (rng.random(len(obs)) < frac))
         else:
             n_cells[hit] = np.maximum(1, rng.binomial(n_cells[hit].astype(np.int64), 1 - frac))
-    obs, regions, samples, conds, n_cells, diseased = (obs.loc[keep], regions[keep], samples[keep],
-                                                       conds[keep], n_cells[keep], diseased[keep])
+    lesion = np.zeros(len(obs), dtype=bool)
+    if lesion_key is not None:
+        if lesion_key not in obs.columns:
+            raise InputError(f"lesion_key '{lesion_key}' is not a column of obs.")
+        if not 0 < lesion_cell_factor <= 1:
+            raise InputError(f"lesion_cell_factor must be in (0, 1], got {lesion_cell_factor}.")
+        lesion = obs[lesion_key].to_numpy().astype(bool)
+        if cells_per_spot is None:
+            keep &= ~(lesion & (rng.random(len(obs)) >= lesion_cell_factor))
+        else:
+            n_cells[lesion] = np.maximum(1, rng.binomial(n_cells[lesion].astype(np.int64), lesion_cell_factor))
+    obs, regions, samples, conds, n_cells, diseased, lesion = (
+        obs.loc[keep], regions[keep], samples[keep], conds[keep], n_cells[keep], diseased[keep], lesion[keep])
 
     # gene-level parameters
     log2_p = rng.normal(0.0, 1.5, n_genes) / np.log(2)
@@ -166,6 +186,10 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
     for reg in de_regions:
         idx = rng.choice(n_genes, size=n_de, replace=False)
         D[region_names.index(str(reg)), idx] = rng.uniform(lo, hi, n_de) * rng.choice([-1.0, 1.0], n_de)
+    L = np.zeros(n_genes)
+    if lesion_key is not None:
+        n_les = int(round(frac_lesion_genes * n_genes))
+        L[rng.choice(n_genes, size=n_les, replace=False)] = float(lesion_lfc)
     phi = np.broadcast_to(np.asarray(dispersion, dtype=float), (n_genes,)).copy()
     if (phi <= 0).any():
         raise InputError("dispersion must be > 0.")
@@ -173,11 +197,11 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
     # one expected profile per (region, cell type, sample, diseased) combination
     r_codes = regions.codes.astype(np.int64)
     s_codes = samples.codes.astype(np.int64)
-    combo = np.stack([r_codes, t_codes, s_codes, diseased.astype(np.int64)], axis=1)
+    combo = np.stack([r_codes, t_codes, s_codes, diseased.astype(np.int64), lesion.astype(np.int64)], axis=1)
     uniq, inverse = np.unique(combo, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     logp = (log2_p[None, :] + R[uniq[:, 0]] + T[uniq[:, 1]] + S[uniq[:, 2]]
-            + D[uniq[:, 0]] * uniq[:, 3:4])
+            + D[uniq[:, 0]] * uniq[:, 3:4] + L[None, :] * uniq[:, 4:5])
     prof = np.exp2(logp - logp.max(axis=1, keepdims=True))
     prof /= prof.sum(axis=1, keepdims=True)
     size = rng.lognormal(-0.5 * library_size**2, library_size, len(obs)) if library_size > 0 else np.ones(len(obs))
@@ -201,6 +225,8 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
     for j, reg in enumerate(region_names):
         var[f"de_{reg}"] = D[j] != 0
         var[f"lfc_{reg}"] = D[j]
+    if lesion_key is not None:
+        var["lesion_gene"] = L != 0
     out = ad.AnnData(X=X, obs=obs, var=var)
     out.layers["counts"] = X.copy()
     out.uns["sim_expression"] = {
@@ -211,6 +237,8 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
         "library_size": float(library_size), "depth": float(depth), "frac_markers": float(frac_markers),
         "marker_sd": float(marker_sd), "cells_per_spot": float(cells_per_spot or 0),
         "cell_loss": {"regions": list(cell_loss), "fractions": list(cell_loss.values())}, "seed": int(seed),
+        "lesion": {"key": lesion_key or "", "cell_factor": float(lesion_cell_factor),
+                   "frac_genes": float(frac_lesion_genes), "lfc": float(lesion_lfc)},
     }
     return out
 
