@@ -60,6 +60,9 @@ def test_de_truth_counts_false_calls():
     row = _de_truth(de, var, ["a"]).iloc[0]
     assert row["true_positives"] == 2 and row["n_called"] == 3
     assert row["recall"] == pytest.approx(2 / 3) and row["fdr"] == pytest.approx(1 / 3)
+    var["lesion_gene"] = [False, False, False, True]  # z is the lesion program, and a lies in the lesion
+    row = _de_truth(de, var, ["a"], lesion_region="a").iloc[0]
+    assert row["true_positives"] == 3 and row["fdr"] == 0.0
 
 
 def test_run_demo_writes_a_complete_report(tmp_path, tiny_model):
