@@ -68,12 +68,6 @@ def _spot_obs(section: Section, name: str, condition: str) -> tuple[pd.DataFrame
     truth = spot_truth(frac)
     keep = (truth != "outside").to_numpy()  # like Space Ranger's in_tissue spots
     xy, frac, truth = xy[keep], frac[keep].reset_index(drop=True), truth[keep].reset_index(drop=True)
-    # nuclei per spot, for cell-loss-aware counts
-    cells = section.cells
-    r2 = (VISIUM_SPOT_DIAMETER_UM / 2) ** 2
-    cx, cy = cells["x_um"].to_numpy(), cells["y_um"].to_numpy()
-    n_cells = np.array([np.count_nonzero((cx - x * section.pixel_size_um) ** 2 + (cy - y * section.pixel_size_um) ** 2 <= r2)
-                        for x, y in xy])
     lesion = section.params.get("lesion") or {}
     in_lesion = np.zeros(len(xy), dtype=bool)
     if lesion:  # spot centres inside the rendered lesion disk
@@ -82,7 +76,7 @@ def _spot_obs(section: Section, name: str, condition: str) -> tuple[pd.DataFrame
                              xy[:, 1] * section.pixel_size_um - cy) <= lesion["radius_um"]
     obs = pd.DataFrame({
         "sample": name, "condition": condition, "region_true": truth.to_numpy(),
-        "n_nuclei": n_cells, "in_tissue": 1, "in_lesion": in_lesion,
+        "in_tissue": 1, "in_lesion": in_lesion,
     })
     obs.index = [f"{name}_spot{i:05d}" for i in range(len(obs))]
     frac.index = obs.index
@@ -94,7 +88,7 @@ def build_study(config: StudyConfig | None = None) -> list[StudySample]:
     from ..sim.expression import expression
     from ..sim.layout import layout
     from ..sim.presets import load_preset
-    from ..sim.simulate import make_frame
+    from ..sim.simulate import render_frame
 
     config = config or StudyConfig()
     spec = load_preset(config.preset)
@@ -106,9 +100,8 @@ def build_study(config: StudyConfig | None = None) -> list[StudySample]:
     rendered = []
     for k, (name, cond) in enumerate(progress(plan, desc="render sections (Blender)")):
         seed = _sample_seed(config, k)
-        frame = make_frame(spec, k, seed, size=config.size, pixel_size_um=px, modality="he",
-                           samples=config.samples, condition=cond)
         section = layout(spec, seed, size=config.size, pixel_size_um=px, modality="he", condition=cond)
+        frame = render_frame(spec, section, k, seed, modality="he", samples=config.samples)
         obs, xy, frac = _spot_obs(section, name, cond)
         rendered.append((name, cond, section, frame, obs, xy, frac))
 

@@ -48,18 +48,36 @@ def make_frame(spec, index: int, seed: int, *, size: int, pixel_size_um: float, 
                condition: str | None = None) -> dict[str, Any]:
     """Simulate one frame: ``{"image", "regions", "nuclei", "record"}`` (arrays + manifest record).
 
+    Lays out the section from ``seed`` and renders it with :func:`render_frame`.
+
     Examples
     --------
     >>> f = make_frame(spec, 0, 123, size=64, pixel_size_um=20.0, modality="he")  # doctest: +SKIP
     """
-    from .artefacts import apply_artefacts
     from .layout import layout
-    from .rasterize import nuclei_mask, region_mask
-    from .render import render_section
 
     t0 = time.perf_counter()
     section = layout(spec, seed, size=size, pixel_size_um=pixel_size_um, modality=modality,
                      condition=condition)
+    layout_s = time.perf_counter() - t0
+    frame = render_frame(spec, section, index, seed, modality=modality, samples=samples, threads=threads)
+    seconds = frame["record"]["seconds"]
+    seconds["layout_masks"] = round(seconds["layout_masks"] + layout_s, 4)
+    return frame
+
+
+def render_frame(spec, section, index: int, seed: int, *, modality: str, samples: int | None = None,
+                 threads: int | None = None) -> dict[str, Any]:
+    """Render an already laid-out ``section`` (Blender + image artefacts) and rasterise its masks.
+
+    Returns ``{"index", "image", "regions", "nuclei", "record"}``; ``seed`` drives the optics,
+    the Cycles noise and the artefacts, as in :func:`make_frame`.
+    """
+    from .artefacts import apply_artefacts
+    from .rasterize import nuclei_mask, region_mask
+    from .render import render_section
+
+    t0 = time.perf_counter()
     regions = region_mask(section)
     nuclei = nuclei_mask(section)
     rng = np.random.default_rng([int(seed), 0x5EED])
