@@ -2,7 +2,7 @@
 
 Run by hand on a quiet machine (renders with Blender)::
 
-    python benchmarks/simulate.py [--presets ...] [--sizes 256 512] [--n 8] [--workers 2]
+    python benchmarks/simulate.py [--presets ...] [--sizes 256 512] [--n 40] [--workers 2]
 
 Prints, per preset and size: frames, wall seconds (including worker start-up), frames/hour,
 mean nuclei per frame, mean per-frame seconds split into layout+masks / Cycles render /
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="*", default=None)
     ap.add_argument("--sizes", nargs="*", type=int, default=[256, 512])
-    ap.add_argument("--n", type=int, default=8, help="frames per preset and size")
+    ap.add_argument("--n", type=int, default=40,
+                    help="frames per preset and size (the wall time includes worker start-up)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--modality", default="he")
     ap.add_argument("--samples", type=int, default=None)

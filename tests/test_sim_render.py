@@ -75,6 +75,27 @@ def test_dapi_render_dark_background_bright_nuclei():
     assert render_section(empty, "dapi", seed=1, labels=lab)[lab > 0].mean() < img[lab > 0].mean()
 
 
+@pytest.mark.parametrize("modality", ["he", "dapi"])
+def test_subpixel_nuclei_render_as_points_that_look_like_the_ellipsoids(modality, monkeypatch):
+    import topdown.sim.blender.nuclei as nuclei
+
+    sec = _section(size=32, px=16.0, n=600)  # ~0.5 px nuclei, sparse enough not to saturate
+    lab = _labels(sec)
+    tissue = lab > 0
+    points, info = render_section(sec, modality, seed=2, labels=lab, return_info=True)
+    assert info["nuclei_as"] == "points"
+    empty = render_section(_section(size=32, px=16.0, n=0), modality, seed=2, labels=lab)
+    monkeypatch.setattr(nuclei, "POINT_LOD_PX", 0.0)  # force ico-sphere ellipsoids
+    ellipsoids, info = render_section(sec, modality, seed=2, labels=lab, return_info=True)
+    assert info["nuclei_as"] == "ellipsoids"
+    effect_points = points[tissue].astype(float).mean() - empty[tissue].mean()
+    effect_ellipsoids = ellipsoids[tissue].astype(float).mean() - empty[tissue].mean()
+    # the nuclei darken (H&E) or brighten (DAPI) the tissue, by the same amount either way
+    assert abs(effect_ellipsoids) > 5
+    assert np.sign(effect_points) == np.sign(effect_ellipsoids)
+    assert abs(effect_points - effect_ellipsoids) < 0.1 * abs(effect_ellipsoids)
+
+
 def test_fold_doubles_stain():
     sec = _section(n=0, folds=[box(0, 0, 40, 128)])
     lab = _labels(sec)

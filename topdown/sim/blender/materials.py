@@ -11,7 +11,8 @@ Fluorescence (DAPI): a black world; surfaces add an emission and let the ray thr
 Per-nucleus appearance comes from point attributes propagated to the instances and read
 with an *Attribute* node of type ``INSTANCER`` (``tint``: RGB, ``glow``: float), so one
 material serves every cell type; chromatin texture is a noise in object space shifted by
-the instance's random value.
+the instance's random value. Sub-pixel nuclei drawn as Cycles points read the same
+attributes from their own geometry (``per_point=True``).
 """
 
 from __future__ import annotations
@@ -48,25 +49,32 @@ def _chromatin(nt: bpy.types.NodeTree, *, scale: float = 2.5):
     return noise.outputs["Fac"]
 
 
-def _instance_attr(nt: bpy.types.NodeTree, name: str):
+def _nucleus_attr(nt: bpy.types.NodeTree, name: str, per_point: bool):
     node = nt.nodes.new("ShaderNodeAttribute")
-    node.attribute_type = "INSTANCER"
+    node.attribute_type = "GEOMETRY" if per_point else "INSTANCER"
     node.attribute_name = name
     return node
 
 
-def nucleus_material(modality: str) -> bpy.types.Material:
-    """One material for all nuclei; colour/brightness per instance from attributes."""
-    mat, nt = _new_material(f"nucleus_{modality}")
+def nucleus_material(modality: str, *, per_point: bool = False) -> bpy.types.Material:
+    """One material for all nuclei; colour/brightness per nucleus from attributes.
+
+    ``per_point`` reads the attributes from a point cloud's own points instead of from the
+    instancer of ico-sphere ellipsoids. A ray meets a Cycles point once, where it crosses
+    a closed ellipsoid twice, so a point's surface counts double: squared transmission
+    (H&E), doubled emission (DAPI).
+    """
+    crossings = 1 if per_point else 2
+    mat, nt = _new_material(f"nucleus_{modality}{'_points' if per_point else ''}")
     out = nt.nodes.new("ShaderNodeOutputMaterial")
     chrom = _chromatin(nt)
-    amount = _instance_attr(nt, "chromatin").outputs["Fac"]
+    amount = _nucleus_attr(nt, "chromatin", per_point).outputs["Fac"]
     fac = nt.nodes.new("ShaderNodeMath")
     fac.operation = "MULTIPLY"
     nt.links.new(chrom, fac.inputs[0])
     nt.links.new(amount, fac.inputs[1])
     if modality == "dapi":
-        glow = _instance_attr(nt, "glow").outputs["Fac"]
+        glow = _nucleus_attr(nt, "glow", per_point).outputs["Fac"]
         strength = nt.nodes.new("ShaderNodeMath")
         strength.operation = "MULTIPLY_ADD"  # glow * (0.4 + chromatin noise)
         nt.links.new(fac.outputs[0], strength.inputs[0])
@@ -76,9 +84,13 @@ def nucleus_material(modality: str) -> bpy.types.Material:
         nt.links.new(glow, bright.inputs[0])
         bright.inputs[1].default_value = 0.6
         nt.links.new(bright.outputs[0], strength.inputs[2])
+        per_surface = nt.nodes.new("ShaderNodeMath")
+        per_surface.operation = "MULTIPLY"
+        nt.links.new(strength.outputs[0], per_surface.inputs[0])
+        per_surface.inputs[1].default_value = 2.0 / crossings
         emit = nt.nodes.new("ShaderNodeEmission")
         emit.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
-        nt.links.new(strength.outputs[0], emit.inputs["Strength"])
+        nt.links.new(per_surface.outputs[0], emit.inputs["Strength"])
         trans = nt.nodes.new("ShaderNodeBsdfTransparent")
         trans.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
         add = nt.nodes.new("ShaderNodeAddShader")
@@ -86,15 +98,24 @@ def nucleus_material(modality: str) -> bpy.types.Material:
         nt.links.new(trans.outputs[0], add.inputs[1])
         nt.links.new(add.outputs[0], out.inputs["Surface"])
     else:
-        tint = _instance_attr(nt, "tint").outputs["Color"]
+        tint = _nucleus_attr(nt, "tint", per_point).outputs["Color"]
         dark = nt.nodes.new("ShaderNodeMix")  # clumped chromatin: tint -> tint * tint
         dark.data_type = "RGBA"
         dark.blend_type = "MULTIPLY"
         nt.links.new(fac.outputs[0], dark.inputs["Factor"])
         nt.links.new(tint, dark.inputs[6])
         nt.links.new(tint, dark.inputs[7])
+        colour = dark.outputs[2]
+        if crossings == 1:  # both surfaces' transmission on the one crossing
+            square = nt.nodes.new("ShaderNodeMix")
+            square.data_type = "RGBA"
+            square.blend_type = "MULTIPLY"
+            square.inputs["Factor"].default_value = 1.0
+            nt.links.new(colour, square.inputs[6])
+            nt.links.new(colour, square.inputs[7])
+            colour = square.outputs[2]
         trans = nt.nodes.new("ShaderNodeBsdfTransparent")
-        nt.links.new(dark.outputs[2], trans.inputs["Color"])
+        nt.links.new(colour, trans.inputs["Color"])
         nt.links.new(trans.outputs[0], out.inputs["Surface"])
     return mat
 

@@ -55,8 +55,10 @@ class BlenderRenderer:
         if device in ("auto", "gpu"):
             self.device = _scene.setup_gpu(self.scene)
         self.camera = _camera.make_camera(self.scene)
-        self.nucleus_mats = {m: _materials.nucleus_material(m) for m in ("he", "dapi")}
-        self.nuclei = _nuclei.make_nuclei_object(self.scene, self.nucleus_mats["he"], subdivisions=subdivisions)
+        self.nucleus_mats = {(m, points): _materials.nucleus_material(m, per_point=points)
+                             for m in ("he", "dapi") for points in (False, True)}
+        self.nuclei = _nuclei.make_nuclei_object(self.scene, self.nucleus_mats["he", False],
+                                                 self.nucleus_mats["he", True], subdivisions=subdivisions)
         self._slab_image = None
         self._slab_mats: dict[str, bpy.types.Material] = {}
         self.slab = None
@@ -87,10 +89,7 @@ class BlenderRenderer:
         self._shape = (h, w)
 
     def _set_modality(self, modality: str) -> None:
-        group = self.nuclei.modifiers["instancer"].node_group
-        setmat = next(n for n in group.nodes if n.bl_idname == "GeometryNodeSetMaterial")
-        if setmat.inputs["Material"].default_value != self.nucleus_mats[modality]:
-            setmat.inputs["Material"].default_value = self.nucleus_mats[modality]
+        _nuclei.set_materials(self.nuclei, self.nucleus_mats[modality, False], self.nucleus_mats[modality, True])
         if self.slab.data.materials[0] != self._slab_mats[modality]:
             self.slab.data.materials[0] = self._slab_mats[modality]
         if modality == "dapi":
@@ -127,7 +126,7 @@ class BlenderRenderer:
         self._slab_image.pixels.foreach_set(np.ascontiguousarray(tex[::-1]).ravel())
         self._slab_image.update()
         self._set_nuclei(section, modality)
-        self._set_detail(section)
+        nuclei_as = self._set_detail(section)
         _camera.frame_field(self.camera, section.width_um, section.height_um,
                             focus_offset_um=focus_offset_um, defocus_ratio=defocus_ratio)
         t1 = time.perf_counter()
@@ -140,16 +139,19 @@ class BlenderRenderer:
             image = np.asarray(im.convert("RGB")).copy()
         t2 = time.perf_counter()
         return image, {"prepare_seconds": t1 - t0, "cycles_seconds": t2 - t1,
-                       "device": self.device, "samples": int(samples)}
+                       "device": self.device, "samples": int(samples), "nuclei_as": nuclei_as}
 
-    def _set_detail(self, section) -> None:
-        """Ico-sphere detail from the on-screen nucleus size (sub-pixel nuclei need few faces)."""
-        ico = next(n for n in self.nuclei.modifiers["instancer"].node_group.nodes
-                   if n.bl_idname == "GeometryNodeMeshIcoSphere")
+    def _set_detail(self, section) -> str:
+        """Level of detail from the on-screen nucleus size; returns ``"points"`` or ``"ellipsoids"``.
+
+        Nuclei below :data:`~topdown.sim.blender.nuclei.POINT_LOD_PX` pixels are Cycles points,
+        larger ones ico spheres of ``subdivisions`` (a coarser ico sphere, being inscribed in
+        the ellipsoid, would absorb a quarter less light than the nucleus it stands for).
+        """
         size_px = float(np.median(section.cells["major_um"])) / section.pixel_size_um if section.n_cells() else 0
-        want = 1 if size_px < 4 else self.subdivisions
-        if ico.inputs["Subdivisions"].default_value != want:
-            ico.inputs["Subdivisions"].default_value = want
+        as_points = size_px < _nuclei.POINT_LOD_PX
+        _nuclei.set_level_of_detail(self.nuclei, as_points=as_points, subdivisions=self.subdivisions)
+        return "points" if as_points else "ellipsoids"
 
     def _set_nuclei(self, section, modality: str) -> None:
         c = section.cells
@@ -167,7 +169,9 @@ class BlenderRenderer:
             major, minor = c["major_um"].to_numpy(), c["minor_um"].to_numpy()
             scl[:, 0], scl[:, 1], scl[:, 2] = major, minor, np.minimum(minor, t * 1.5)
             rot[:, 2] = c["angle_rad"].to_numpy()
-        attrs.update(scl=scl, rot=rot)
+        # a point's radius gives the ellipse's projected area: pi r^2 = pi (major/2)(minor/2)
+        radius = (0.5 * np.sqrt(scl[:, 0] * scl[:, 1])).astype(np.float32)
+        attrs.update(scl=scl, rot=rot, radius=radius)
         _nuclei.set_nuclei(self.nuclei, centres, attrs)
 
 
