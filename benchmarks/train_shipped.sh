@@ -5,11 +5,13 @@
 #   bash benchmarks/train_shipped.sh                 # all presets
 #   bash benchmarks/train_shipped.sh spinal_cord     # one preset
 #   N=400 EPOCHS=30 DEVICE=cuda bash benchmarks/train_shipped.sh
+#   MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # -> mouse_brain_coronal_dapi
+#   SIZE=256 PIXEL_SIZE=20 CROP=144 bash benchmarks/train_shipped.sh mouse_brain_coronal
 #
-# Each preset: N simulated frames (SIZE px at the preset's pixel size unless PX_<preset> is
-# set), a held-out test simulation with another seed (N_TEST frames), training with seed 0,
-# then held-out evaluation written to topdown/seg/weights/<preset>.eval.json (kept out of
-# package data; the training-validation metrics are inside <preset>.json).
+# Each preset: N simulated frames (SIZE px at the pixel size below unless PIXEL_SIZE is
+# set; CROP px training crops, default the frame), a held-out test simulation with another
+# seed (N_TEST frames), training with seed 0, then held-out evaluation written to
+# $WEIGHTS/<preset>.eval.json (the training-validation metrics are inside <preset>.json).
 set -euo pipefail
 
 N=${N:-400}
@@ -20,8 +22,11 @@ DEVICE=${DEVICE:-auto}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-1}
 WIDTHS=${WIDTHS:-16,32,64,128,192}
+MODALITY=${MODALITY:-he}
+PIXEL_SIZE=${PIXEL_SIZE:-}
+CROP=${CROP:-}
 SIMS=${SIMS:-sims}
-WEIGHTS=topdown/seg/weights
+WEIGHTS=${WEIGHTS:-topdown/seg/weights}   # another folder to try a recipe without replacing the shipped file
 PRESETS=("$@")
 if [ ${#PRESETS[@]} -eq 0 ]; then
   PRESETS=(mouse_brain_coronal spinal_cord sciatic_nerve olfactory_bulb cortex_laminar)
@@ -30,23 +35,30 @@ fi
 # pixel sizes for SIZE=128 frames: the preset's field of view at half the pixel count
 # (the presets' own imaging blocks are 256 px); mouse_brain_coronal keeps 20 um/px x 256.
 declare -A PX=( [mouse_brain_coronal]=40 [spinal_cord]=16 [sciatic_nerve]=12 [olfactory_bulb]=16 [cortex_laminar]=16 )
+# fluorescence (DAPI) models work at cellular resolution, the scale of MERFISH / Xenium
+# DAPI mosaics after downsampling: 4 um/px (a 512 um field of view at 128 px)
+DAPI_PX=${DAPI_PX:-4}
 
 for preset in "${PRESETS[@]}"; do
   px=${PX[$preset]}
-  topdown simulate --preset "$preset" --n "$N" --size "$SIZE" --pixel-size "$px" --seed 1 \
-      --workers "$WORKERS" --out "$SIMS/$preset"
-  topdown simulate --preset "$preset" --n "$N_TEST" --size "$SIZE" --pixel-size "$px" --seed 2 \
-      --workers "$WORKERS" --out "$SIMS/${preset}_test"
-  topdown train --data "$SIMS/$preset" --out "$WEIGHTS/$preset.safetensors" --epochs "$EPOCHS" \
-      --widths "$WIDTHS" --device "$DEVICE" --threads "$THREADS" --seed 0 --name "$preset"
-  rm -f "$WEIGHTS/$preset.safetensors.state.safetensors"   # resume state is not shipped
-  python - "$preset" "$SIMS/${preset}_test" <<'PY'
+  name=$preset
+  if [ "$MODALITY" = dapi ]; then px=$DAPI_PX; name=${preset}_dapi; fi
+  if [ -n "$PIXEL_SIZE" ]; then px=$PIXEL_SIZE; fi
+  topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N" --size "$SIZE" --pixel-size "$px" \
+      --seed 1 --workers "$WORKERS" --out "$SIMS/$name"
+  topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N_TEST" --size "$SIZE" --pixel-size "$px" \
+      --seed 2 --workers "$WORKERS" --out "$SIMS/${name}_test"
+  topdown train --data "$SIMS/$name" --out "$WEIGHTS/$name.safetensors" --epochs "$EPOCHS" \
+      --widths "$WIDTHS" --device "$DEVICE" --threads "$THREADS" --seed 0 --name "$name" ${CROP:+--crop "$CROP"}
+  rm -f "$WEIGHTS/$name.safetensors.state.safetensors"   # resume state is not shipped
+  python - "$WEIGHTS/$name" "$SIMS/${name}_test" <<'PY'
 import json, sys
 import topdown as td
-name, test = sys.argv[1], sys.argv[2]
-res = td.seg.evaluate(td.seg.load(name), test)
+stem, test = sys.argv[1], sys.argv[2]
+res = td.seg.evaluate(td.seg.load(f"{stem}.safetensors"), test)
 res.pop("confusion")
-open(f"topdown/seg/weights/{name}.eval.json", "w").write(json.dumps(res, indent=2) + "\n")
+open(f"{stem}.eval.json", "w").write(json.dumps(res, indent=2) + "\n")
+name = stem.rsplit("/", 1)[-1]
 print(name, "held-out mIoU", round(res["miou"], 3), "pixel accuracy", round(res["pixel_accuracy"], 3))
 PY
 done

@@ -233,10 +233,10 @@ def test_dapi_tissue_detection_and_background():
     torch.manual_seed(0)
     m = td.seg.SegModel(["a"], pixel_size_um=2.0, modality="dapi", widths=(8, 16)).eval()
     rng = np.random.default_rng(0)
-    img = (rng.random((120, 120)) * 10).astype(np.uint8)  # dark glass
-    yy, xx = np.mgrid[0:120, 0:120]
-    inside = (yy - 60) ** 2 + (xx - 60) ** 2 < 35 ** 2
-    img[inside & (rng.random((120, 120)) < 0.3)] = 220  # sparse bright nuclei
+    img = (rng.random((240, 240)) * 10).astype(np.uint8)  # dark glass
+    yy, xx = np.mgrid[0:240, 0:240]
+    inside = (yy - 120) ** 2 + (xx - 120) ** 2 < 60 ** 2
+    img[inside & (rng.random((240, 240)) < 0.3)] = 220  # sparse bright nuclei
     r = td.seg.segment(img.astype(np.uint16) * 100, m, pixel_size_um=2.0)
     frac = r.tissue_fraction()
     assert frac <= inside.mean() * 1.6 + 0.05
@@ -244,8 +244,25 @@ def test_dapi_tissue_detection_and_background():
     assert m.background_value == 0
     from topdown.seg.tissue import tissue_mask
 
-    tm = tissue_mask(np.repeat(img[..., None], 3, axis=2), "dapi")
-    assert (tm & inside).sum() / (tm | inside).sum() > 0.7
+    for px in (None, 2.0):  # smoothed Otsu; glass disks of DAPI_GLASS_RADIUS_UM
+        tm = tissue_mask(np.repeat(img[..., None], 3, axis=2), "dapi", pixel_size_um=px)
+        assert (tm & inside).sum() / (tm | inside).sum() > 0.7
+
+
+def test_dapi_tissue_keeps_dark_gaps_between_nuclei():
+    """In a DAPI crop full of tissue, the dark space between sparse nuclei is not glass."""
+    from topdown.seg.tissue import DAPI_GLASS_RADIUS_UM, tissue_mask
+
+    rng = np.random.default_rng(1)
+    img = np.full((200, 200, 3), 12, np.uint8)
+    img[rng.random((200, 200)) < 0.02] = 230  # nuclei everywhere...
+    img[:, 120:] = 12  # ...but none in a strip 80 px wide at the right edge
+    gap_um = 80 * 1.0  # at 1 µm/px, its far edge is 80 µm from the nearest nucleus
+    assert gap_um < DAPI_GLASS_RADIUS_UM
+    assert tissue_mask(img, "dapi", pixel_size_um=1.0) is None  # no glass: left to the model
+    # the same strip at 5 µm/px is 400 µm wide: glass, and the rest is tissue
+    tm = tissue_mask(img, "dapi", pixel_size_um=5.0)
+    assert tm is not None and not tm[100, 190] and tm[100, 10] and 0.55 < tm.mean() < 0.8
 
 
 def test_shipped_models_load_by_name():

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((REPO / "tutorials").glob("*.ipynb"))
-NEEDS_SHARED = {"03_annotate_visium.ipynb"}
+NEEDS_SHARED = {"03_annotate_visium.ipynb", "05_merfish_dapi.ipynb"}
 
 
 @pytest.mark.slow

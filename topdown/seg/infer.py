@@ -194,7 +194,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     tmask, tstep = None, 1.0
     if tissue:
         thumb, step = src.thumbnail()
-        tmask = tissue_mask(thumb, model.modality)
+        tmask = tissue_mask(thumb, model.modality, pixel_size_um=step * img_px if img_px else None)
         tstep = step * factor
     labels, probs = predict(model, src, factor, tile=tile, overlap=overlap, batch_size=batch_size,
                             device=device, probabilities=probabilities, tissue=tmask, tissue_step=tstep,
