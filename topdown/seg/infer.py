@@ -127,9 +127,9 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
             labels[r0:r0 + done] = lab
             if probs is not None:
                 probs[:, r0:r0 + done] = band
-            # roll the band: rows still shared with the next tile row move up
-            acc = np.roll(acc, -done, axis=1)
-            wsum = np.roll(wsum, -done, axis=0)
+            # shift the band in place: rows still shared with the next tile row move up
+            acc[:, :th - done] = acc[:, done:]
+            wsum[:th - done] = wsum[done:]
             acc[:, th - done:] = 0.0
             wsum[th - done:] = 0.0
     bar.close()
