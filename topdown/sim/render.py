@@ -93,7 +93,8 @@ def render_section(section, modality: str = "he", *, seed: int = 0, samples: int
                    return_info: bool = False):
     """Render a section through Blender Cycles.
 
-    Nuclei are instanced ellipsoids (geometry nodes) with per-cell-type stain, the stroma /
+    Nuclei are instanced ellipsoids (geometry nodes; Cycles points when they are smaller
+    than 1.5 px) with per-cell-type stain, the stroma /
     neuropil is a textured slab, seen by an orthographic microscope camera with a thin
     depth of field. H&E: transmitted white light through absorbing stains; DAPI: bright
     nuclei on a dark background.
