@@ -48,3 +48,21 @@ def test_output_file_refuses_to_overwrite_an_input(tmp_path):
         output_file(tmp_path / "." / "in.h5ad", inputs=(src,))
     assert src.read_bytes() == b"data"
     assert output_file(tmp_path / "out.h5ad", inputs=(src,)).name == "out.h5ad"
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    """Outputs are not left 0600 by mkstemp, even when the writer recreates the file."""
+    import os
+    import stat
+
+    import torch
+
+    import topdown as td
+    from topdown._files import _UMASK, atomic_write_bytes
+    from topdown.seg.checkpoint import save
+
+    atomic_write_bytes(tmp_path / "a.bin", b"x")
+    torch.manual_seed(0)
+    save(td.seg.SegModel(["a"], pixel_size_um=2.0, widths=(8, 16)), tmp_path / "m.safetensors")
+    for name in ("a.bin", "m.safetensors"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~_UMASK, name

@@ -94,9 +94,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
+        # mkstemp makes 0600, and writers that recreate the file (safetensors) keep that:
+        # outputs get the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, final)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
