@@ -43,6 +43,7 @@ def _instancer_group(material: bpy.types.Material, point_material: bpy.types.Mat
     gin, gout = n.new("NodeGroupInput"), n.new("NodeGroupOutput")
     # ellipsoids: an ico sphere on every point
     ico = n.new("GeometryNodeMeshIcoSphere")
+    ico.name = "ico_sphere"
     ico.inputs["Radius"].default_value = 0.5
     ico.inputs["Subdivisions"].default_value = int(subdivisions)
     smooth = n.new("GeometryNodeSetShadeSmooth")
@@ -102,10 +103,9 @@ def set_level_of_detail(obj: bpy.types.Object, *, as_points: bool, subdivisions:
     switch = _node(obj, "level_of_detail").inputs["Switch"]
     if switch.default_value != bool(as_points):
         switch.default_value = bool(as_points)
-    ico = next(nd for nd in obj.modifiers["instancer"].node_group.nodes
-               if nd.bl_idname == "GeometryNodeMeshIcoSphere")
-    if ico.inputs["Subdivisions"].default_value != int(subdivisions):
-        ico.inputs["Subdivisions"].default_value = int(subdivisions)
+    detail = _node(obj, "ico_sphere").inputs["Subdivisions"]
+    if detail.default_value != int(subdivisions):
+        detail.default_value = int(subdivisions)
 
 
 def set_nuclei(obj: bpy.types.Object, centres: np.ndarray, attributes: dict[str, np.ndarray]) -> None:
