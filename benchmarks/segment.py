@@ -5,6 +5,7 @@ Run by hand (not a test):
     python benchmarks/segment.py                       # all parts, 2 threads
     python benchmarks/segment.py --data sims/sc        # time an epoch on a real SimDataset
     python benchmarks/segment.py --sizes 1024 4096 --image-px 2 --model-px 8
+    python benchmarks/segment.py --history spinal_cord mouse_brain_coronal   # time to reach mIoU
 
 Inference runs one fresh subprocess per image size so each peak RSS (VmHWM) is its own.
 Test images are synthetic H&E-like tiled TIFFs written tile by tile (never whole in memory):
@@ -103,6 +104,24 @@ def epoch_seconds(args) -> dict:
             "process_cpu_seconds": round(cpu, 1)}
 
 
+def time_to_target(name: str, targets=(0.5, 0.7, 0.85)) -> dict:
+    """Training seconds (sum of recorded epoch times) until the validation mIoU first reached
+    each target, from a checkpoint's recorded history (shipped name or checkpoint path)."""
+    import topdown as td
+
+    model = td.seg.load(name)
+    history = model.metrics.get("history", [])
+    cfg = model.train_config
+    out = {"model": model.name, "n_train": cfg.get("n_train"), "crop": cfg.get("crop"),
+           "epochs": len(history), "seconds_per_epoch": round(float(np.median([h["seconds"] for h in history])), 1),
+           "best_val_miou": round(max(h.get("val_miou", 0.0) for h in history), 3)}
+    elapsed = np.cumsum([h["seconds"] for h in history])
+    for target in targets:
+        hit = next((i for i, h in enumerate(history) if h.get("val_miou", 0.0) >= target), None)
+        out[f"seconds_to_{target:g}"] = None if hit is None else round(float(elapsed[hit]))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 16384])
@@ -112,12 +131,19 @@ def main() -> None:
     p.add_argument("--data", default=None, help="SimDataset folder for the epoch timing")
     p.add_argument("--no-probs", action="store_true", dest="no_probs")
     p.add_argument("--skip-train", action="store_true", dest="skip_train")
+    p.add_argument("--history", nargs="+", default=None, metavar="MODEL",
+                   help="only report training seconds to reach validation mIoU 0.5 / 0.7 / 0.85 "
+                        "from these models' recorded histories (shipped names or checkpoints)")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ.setdefault("TOPDOWN_NO_PROGRESS", "1")
     if args.child is not None:
         infer_child(args)
+        return
+    if args.history:
+        for name in args.history:
+            print(json.dumps({"history": time_to_target(name)}), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         args.tmp = tmp

@@ -7,10 +7,11 @@
 #   N=400 EPOCHS=30 DEVICE=cuda bash benchmarks/train_shipped.sh
 #   MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # -> mouse_brain_coronal_dapi
 #   SIZE=256 PIXEL_SIZE=20 CROP=144 bash benchmarks/train_shipped.sh mouse_brain_coronal
+#   ORIENTATION=free bash benchmarks/train_shipped.sh spinal_cord   # override the preset's orientation
 #
 # Each preset: N simulated frames (SIZE px at the pixel size below unless PIXEL_SIZE is
 # set; CROP px training crops, default the frame), a held-out test simulation with another
-# seed (N_TEST frames), training with seed 0, then held-out evaluation written to
+# seed (N_TEST frames), training with seed 0 (upright or free orientation, see ORIENT below), then held-out evaluation written to
 # $WEIGHTS/<preset>.eval.json (the training-validation metrics are inside <preset>.json).
 set -euo pipefail
 
@@ -38,18 +39,29 @@ declare -A PX=( [mouse_brain_coronal]=40 [spinal_cord]=16 [sciatic_nerve]=12 [ol
 # fluorescence (DAPI) models work at cellular resolution, the scale of MERFISH / Xenium
 # DAPI mosaics after downsampling: 4 um/px (a 512 um field of view at 128 px)
 DAPI_PX=${DAPI_PX:-4}
+# upright: dorsal up within +/-30 deg, so where a region lies tells it apart (dorsal vs ventral
+# horn, cortex vs hypothalamus, layer 1 vs layer 6); these models expect upright images.
+# free: any rotation or flip, for tissue whose anatomy has no "up" (concentric bulb layers,
+# nerve fascicles) and for 512 um DAPI fields of unknown orientation.
+declare -A ORIENT=( [mouse_brain_coronal]=upright [spinal_cord]=upright [cortex_laminar]=upright
+                    [sciatic_nerve]=free [olfactory_bulb]=free )
+ORIENTATION=${ORIENTATION:-}
 
 for preset in "${PRESETS[@]}"; do
   px=${PX[$preset]}
   name=$preset
   if [ "$MODALITY" = dapi ]; then px=$DAPI_PX; name=${preset}_dapi; fi
+  orient=${ORIENT[$preset]}
+  if [ "$MODALITY" = dapi ]; then orient=free; fi
   if [ -n "$PIXEL_SIZE" ]; then px=$PIXEL_SIZE; fi
+  if [ -n "$ORIENTATION" ]; then orient=$ORIENTATION; fi
   topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N" --size "$SIZE" --pixel-size "$px" \
       --seed 1 --workers "$WORKERS" --out "$SIMS/$name"
   topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N_TEST" --size "$SIZE" --pixel-size "$px" \
       --seed 2 --workers "$WORKERS" --out "$SIMS/${name}_test"
   topdown train --data "$SIMS/$name" --out "$WEIGHTS/$name.safetensors" --epochs "$EPOCHS" \
-      --widths "$WIDTHS" --device "$DEVICE" --threads "$THREADS" --seed 0 --name "$name" ${CROP:+--crop "$CROP"}
+      --widths "$WIDTHS" --device "$DEVICE" --threads "$THREADS" --seed 0 --name "$name" \
+      --orientation "$orient" ${CROP:+--crop "$CROP"}
   rm -f "$WEIGHTS/$name.safetensors.state.safetensors"   # resume state is not shipped
   python - "$WEIGHTS/$name" "$SIMS/${name}_test" <<'PY'
 import json, sys

@@ -20,7 +20,8 @@ def cli_model(tmp_path_factory):
     make_dataset(root / "ds", n=8)
     out = root / "m.pt"
     code = main(["train", "--data", str(root / "ds"), "--out", str(out), "--epochs", "2",
-                 "--batch-size", "4", "--widths", "8,16", "--device", "cpu", "--seed", "2"])
+                 "--batch-size", "4", "--widths", "8,16", "--device", "cpu", "--seed", "2",
+                 "--orientation", "upright"])
     assert code == 0
     return out
 
@@ -36,6 +37,8 @@ def test_train_writes_checkpoint_and_resumes(cli_model, capsys, tmp_path):
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["epochs"] == 3
+    augment = json.loads(cli_model.with_suffix(".json").read_text())["train_config"]["augment"]
+    assert augment["any_orientation"] is False and augment["rotate_deg"] == 30.0  # kept on --resume
 
 
 def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):

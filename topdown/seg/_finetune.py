@@ -10,6 +10,7 @@ rate, starting from the pretrained ones.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -23,9 +24,46 @@ from .loop import IGNORE, lr_at, pick_device
 from .resample import map_shape, resample_array, resample_tile
 
 #: fine-tuning adapts to the real images: flips, 90° turns and mild colour jitter only
-FINETUNE_AUGMENT = AugmentConfig(p_geometric=0.0, hed_sigma=0.02, hed_bias=0.01, hue=0.01, saturation=(0.9, 1.1),
+FINETUNE_AUGMENT = AugmentConfig(p_geometric=0.0, hed_sigma=0.02, hed_bias=0.002, hue=0.01, saturation=(0.9, 1.1),
                                  gamma=(0.9, 1.1), brightness=0.03, contrast=(0.9, 1.1), p_blur=0.1,
                                  p_jpeg=0.0, noise_sigma=(0.0, 0.01))
+
+
+def adapt_batchnorm(model, images: list[np.ndarray], rng: np.random.Generator, crop: int, device: str,
+                    n_batches: int = 16, batch_size: int = 4) -> None:
+    """Replace ``model``'s BatchNorm running statistics by those of random crops of ``images``.
+
+    Cumulative averages (``momentum=None``) over ``n_batches`` batches, without gradients;
+    the model is left in eval mode. Models without BatchNorm are unchanged.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(n_batches):
+            xs = []
+            for _ in range(batch_size):
+                image = images[int(rng.integers(len(images)))]
+                h, w = image.shape[:2]
+                r0, c0 = int(rng.integers(0, max(1, h - crop + 1))), int(rng.integers(0, max(1, w - crop + 1)))
+                xs.append(image[r0:r0 + crop, c0:c0 + crop].astype(np.float32) / 255.0)
+            side = min(x.shape[0] for x in xs), min(x.shape[1] for x in xs)
+            x = np.stack([x[:side[0], :side[1]] for x in xs])
+            model(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device))
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
+def trained_any_orientation(model) -> bool:
+    """Whether ``model`` was trained on any orientation (older checkpoints: yes)."""
+    augment = (getattr(model, "train_config", None) or {}).get("augment") or {}
+    return bool(augment.get("any_orientation", True))
 
 
 def _label_raster(label, model, src_shape, factor: float, radius_px: float) -> np.ndarray:
@@ -76,7 +114,7 @@ def _window(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, side
 def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr: float = 5e-4,
              batch_size: int = 4, crop: int = 128, spot_radius_px: float | None = None,
              spot_diameter_um: float = 55.0, augment_images: bool | AugmentConfig = False,
-             seed: int = 0, device: str = "auto", progress: bool = False) -> torch.nn.Module:
+             adapt_norm: bool = True, seed: int = 0, device: str = "auto", progress: bool = False) -> torch.nn.Module:
     """Adapt a pretrained SegModel to a few labelled real images.
 
     Parameters
@@ -103,6 +141,11 @@ def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr:
         ``False`` (default: plain crops centred on labelled pixels; on our toy shift test
         augmentation made fine-tuning worse), ``True`` (flips, 90° turns and mild colour
         jitter, :data:`FINETUNE_AUGMENT`) or an AugmentConfig.
+    adapt_norm
+        First re-estimate the BatchNorm statistics on the given images (AdaBN: Li et al.
+        2016, "Revisiting batch normalization for practical domain adaptation"), so the
+        network sees the real images' colour and texture statistics, then fine-tune with
+        them frozen. Needs no labels.
     seed, device, progress
         Randomness, torch device (``"auto"``: CUDA when present), progress bar.
 
@@ -141,10 +184,14 @@ def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr:
         data.append((resample_tile(src, 0, h, 0, w, factor), raster))
     cfg = None if augment_images is False else (
         augment_images if isinstance(augment_images, AugmentConfig) else FINETUNE_AUGMENT)
+    if augment_images is True and not trained_any_orientation(model):
+        cfg = replace(cfg, any_orientation=False)  # an upright model stays upright
     rng = np.random.default_rng([int(seed), 4242])
     torch.manual_seed(seed)
     tuned.to(device)
     opt = torch.optim.AdamW(tuned.parameters(), lr=lr, weight_decay=1e-4)
+    if adapt_norm:
+        adapt_batchnorm(tuned, [image for image, _ in data], rng, crop, device)
     tuned.train()
     for m in tuned.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -182,7 +229,7 @@ def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr:
     tuned.name = f"{base.name or 'model'}+finetuned"
     tuned.metrics = {**base.metrics, "finetune": {
         "n_images": len(images), "steps": steps, "lr": lr, "seed": seed, "crop": crop,
-        "n_labelled_pixels": int(sum((r != IGNORE).sum() for _, r in data)),
+        "n_labelled_pixels": int(sum((r != IGNORE).sum() for _, r in data)), "adapt_norm": bool(adapt_norm),
         "loss_first": losses[0] if losses else None, "loss_last": float(np.mean(losses[-10:])) if losses else None,
         "base_weights_sha256": base.weights_sha256}}
     return tuned

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .augment import AugmentConfig
+from .augment import AugmentConfig, orientation_config
 from .checkpoint import load, load_state, save, save_state, state_path
 from .data import dataset_pixel_size, open_dataset, read_frame, split
 from .loop import loss_fn, lr_at, make_batch, pick_device
@@ -50,7 +50,7 @@ class _Frames:
 def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_size: int = 8,
           crop: int | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
           val_fraction: float = 0.1, widths: tuple[int, ...] = DEFAULT_WIDTHS, norm: str = "batch",
-          augment: bool | AugmentConfig = True, dice_weight: float = 0.5, device: str = "auto",
+          augment: bool | AugmentConfig = True, orientation: str | None = None, dice_weight: float = 0.5, device: str = "auto",
           seed: int = 0, resume: bool = False, name: str | None = None,
           threads: int | None = None, progress: bool = True) -> SegModel:
     """Train a region-segmentation U-Net on simulated frames.
@@ -75,6 +75,11 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     augment
         ``True`` (default strengths), ``False`` (random crops only) or an
         :class:`~topdown.seg.augment.AugmentConfig`.
+    orientation
+        ``"free"`` (any rotation or flip: the model takes sections in any orientation) or
+        ``"upright"`` (dorsal up within +/-30°, left-right mirror only: the model may use
+        where a region lies, but expects roughly upright images). Default: as ``augment``
+        says (``"free"`` for ``True``).
     device
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     seed
@@ -119,6 +124,8 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     size = int(getattr(ds, "size", 0) or read_frame(ds, 0)[1].shape[0])
     crop = int(crop or min(size, 256))
     cfg = None if augment is False else (augment if isinstance(augment, AugmentConfig) else AugmentConfig())
+    if orientation is not None and cfg is not None:
+        cfg = orientation_config(orientation, cfg)
     train_idx, val_idx = split(len(ds), val_fraction, seed)
     steps_per_epoch = max(1, math.ceil(len(train_idx) / batch_size))
     total_steps = steps_per_epoch * epochs
@@ -137,6 +144,10 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         model.to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         info = load_state(out, opt, model)
+        saved = (model.train_config or {}).get("augment") or {}
+        if orientation is None and cfg is not None and not saved.get("any_orientation", True):
+            cfg = orientation_config("upright", cfg)  # resume keeps the run's orientation
+            config["augment"] = cfg.to_dict()
         start_epoch, history = int(info["epoch"]) + 1, list(info.get("history", []))
         log.info("resuming %s at epoch %d/%d", out, start_epoch + 1, epochs)
     else:

@@ -1,8 +1,8 @@
 """On-the-fly augmentation aimed at the simulation-to-real gap.
 
 One call :func:`augment` turns a simulated frame (uint8 RGB + label mask) into a random
-training crop: geometry (flips, 90° and free rotation, scale jitter, elastic warp; one
-resampling pass), stain jitter in HED space (H&E) or intensity gain (DAPI), HSV jitter,
+training crop: geometry (flips, 90° and free rotation, or upright within +/-30°; scale
+jitter, elastic warp; one resampling pass), stain jitter in HED space (H&E) or intensity gain (DAPI), HSV jitter,
 gamma / brightness / contrast, Gaussian blur, JPEG compression and Gaussian noise. Every
 draw comes from the ``rng`` passed in, so a seed fixes the result.
 """
@@ -14,19 +14,23 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+#: rotation range (+/- degrees) of ``"upright"`` training: the presets' own +/-15° and a margin
+UPRIGHT_ROTATE_DEG = 30.0
+
 
 @dataclass
 class AugmentConfig:
     """Strengths and probabilities of each augmentation (0 disables a term)."""
 
-    flip: bool = True
+    flip: bool = True               # left-right mirror (anatomy allows it: sections are mounted either way)
+    any_orientation: bool = True    # also upside-down flips and 90° turns ("free" orientation)
     rotate_deg: float = 180.0       # free rotation range (+/-)
     scale: tuple[float, float] = (0.8, 1.25)   # scale jitter (pixel-size uncertainty)
     elastic_px: float = 4.0         # elastic displacement amplitude (px)
     elastic_grid: int = 6           # control points per side
     p_geometric: float = 0.8        # probability of the rotation/scale/elastic warp
-    hed_sigma: float = 0.05         # HED stain jitter: multiplicative +/- sigma per channel
-    hed_bias: float = 0.03          # and additive
+    hed_sigma: float = 0.08         # HED stain jitter: multiplicative +/- sigma per channel
+    hed_bias: float = 0.004         # and additive (skimage HED units: OD / 13.8, so 0.004 ~ 0.055 OD)
     hue: float = 0.04               # HSV hue shift (fraction of the circle)
     saturation: tuple[float, float] = (0.7, 1.3)
     gamma: tuple[float, float] = (0.7, 1.4)
@@ -64,19 +68,39 @@ def _warp(image: np.ndarray, mask: np.ndarray, out: int, cfg: AugmentConfig, rng
         for arr in (sy, sx):
             coarse = rng.normal(0, cfg.elastic_px, (g, g)).astype(np.float32)
             arr += ndi.zoom(coarse, (out / g, out / g), order=3, mode="nearest")[:out, :out]
-    if cfg.flip:
-        if rng.random() < 0.5:
-            sx = sx[:, ::-1]
-        if rng.random() < 0.5:
-            sy = sy[::-1]
+    # mirror the sampling grid (both coordinate planes, or the map would shear)
+    if cfg.flip and rng.random() < 0.5:
+        sy, sx = sy[:, ::-1], sx[:, ::-1]
+    if cfg.any_orientation and rng.random() < 0.5:
+        sy, sx = sy[::-1], sx[::-1]
     coords = np.stack([sy, sx])
     img = np.stack([ndi.map_coordinates(image[..., k].astype(np.float32), coords, order=1, mode="constant",
                                         cval=background) for k in range(image.shape[2])], axis=-1)
     lab = ndi.map_coordinates(mask, coords, order=0, mode="constant", cval=ignore)
-    if cfg.flip:
+    if cfg.any_orientation:
         k = int(rng.integers(4))
         img, lab = np.rot90(img, k), np.rot90(lab, k)
     return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+
+
+def orientation_config(orientation: str, base: AugmentConfig | None = None) -> AugmentConfig:
+    """Augmentation for ``"free"`` orientation (any rotation or flip) or ``"upright"`` tissue.
+
+    ``"upright"`` keeps dorsal up (rotations within :data:`UPRIGHT_ROTATE_DEG`, left-right
+    mirror only), so a model can use where a region lies, e.g. dorsal vs ventral horn. Such
+    a model expects images roughly upright; ``"free"`` models take any orientation but must
+    tell regions apart by their look and shape alone.
+    """
+    from dataclasses import replace
+
+    from ..errors import InputError
+
+    base = base or AugmentConfig()
+    if orientation == "free":
+        return replace(base, any_orientation=True, rotate_deg=180.0)
+    if orientation == "upright":
+        return replace(base, any_orientation=False, rotate_deg=UPRIGHT_ROTATE_DEG)
+    raise InputError(f"orientation must be 'free' or 'upright', got {orientation!r}")
 
 
 def _hed_jitter(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

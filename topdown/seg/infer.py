@@ -2,9 +2,10 @@
 
 The image is resampled tile by tile to the model's µm/px, run through the network in
 overlapping tiles whose softmax outputs are blended with Gaussian weights (nnU-Net
-style), and accumulated in a rolling band one tile high at the model's resolution: peak
-memory is bounded by ``tile x map width`` plus the outputs (labels, and float16
-probabilities if requested), never by the full-resolution image.
+style), and accumulated in a rolling band one tile high at the model's resolution,
+finalised in column blocks: peak memory is the network's activations for one tile, the
+band (``classes x tile x map width`` float32) and the outputs (labels, and float16
+probabilities if requested), never the full-resolution image.
 
 No connected-component clean-up is done: labels are the blended argmax, vetoed to 0
 (outside) where the thumbnail tissue detector sees empty glass, and a region where it sees
@@ -40,6 +41,34 @@ def _gaussian(h: int, w: int) -> np.ndarray:
     return np.maximum(wgt, 1e-3)
 
 
+#: map columns finalised at a time (bounds the temporaries of the blend, argmax and veto)
+_FINALISE_COLS = 1024
+
+
+def _finalise(acc: np.ndarray, wsum: np.ndarray, ldtype, tissue: np.ndarray | None, tissue_step: float,
+              r0: int, c0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and blended probabilities of one finished block of the band.
+
+    ``acc`` ``(C, h, w)`` weighted probability sums and ``wsum`` ``(h, w)`` weights of map
+    rows ``r0..`` and columns ``c0..``; glass in the ``tissue`` thumbnail is forced to 0.
+    """
+    band = acc / wsum[None]
+    lab = band.argmax(axis=0).astype(ldtype)
+    if tissue is not None:
+        h, w = wsum.shape
+        rr = np.minimum(((np.arange(r0, r0 + h) + 0.5) / tissue_step).astype(int), tissue.shape[0] - 1)
+        cc = np.minimum(((np.arange(c0, c0 + w) + 0.5) / tissue_step).astype(int), tissue.shape[1] - 1)
+        glass = ~tissue[rr][:, cc]
+        # on detected tissue the label is the most likely *region* unless the model is
+        # confident it is outside (fiducial dots, debris look like tissue to the detector)
+        unsure = ~glass & (band[0] < OUTSIDE_CONFIDENT)
+        lab[unsure] = band[1:, unsure].argmax(axis=0) + 1
+        lab[glass] = 0
+        band[:, glass] = 0.0
+        band[0, glass] = 1.0
+    return lab, band
+
+
 def _starts(n: int, tile: int, step: int) -> list[int]:
     if n <= tile:
         return [0]
@@ -72,7 +101,7 @@ def _resolve_factor(image, src: ImageSource, model, pixel_size_um, scalefactors,
 
 
 def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap: int = 64,
-            batch_size: int = 4, device: str = "cpu", probabilities: bool = True,
+            batch_size: int = 1, device: str = "cpu", probabilities: bool = True,
             tissue: np.ndarray | None = None, tissue_step: float = 1.0,
             progress_desc: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Blended tiled prediction at the model's resolution.
@@ -111,22 +140,13 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
                     wsum[:, c0:c0 + tw] += wgt
                 bar.update(len(cs))
             done = (rows[k + 1] - r0) if k + 1 < len(rows) else th
-            band = acc[:, :done] / wsum[None, :done]
-            lab = band.argmax(axis=0).astype(ldtype)
-            if tissue is not None:
-                rr = np.minimum(((np.arange(r0, r0 + done) + 0.5) / tissue_step).astype(int), tissue.shape[0] - 1)
-                cc = np.minimum(((np.arange(W) + 0.5) / tissue_step).astype(int), tissue.shape[1] - 1)
-                glass = ~tissue[rr][:, cc]
-                # on detected tissue the label is the most likely *region* unless the model is
-                # confident it is outside (fiducial dots, debris look like tissue to the detector)
-                unsure = ~glass & (band[0] < OUTSIDE_CONFIDENT)
-                lab[unsure] = band[1:, unsure].argmax(axis=0) + 1
-                lab[glass] = 0
-                band[:, glass] = 0.0
-                band[0, glass] = 1.0
-            labels[r0:r0 + done] = lab
-            if probs is not None:
-                probs[:, r0:r0 + done] = band
+            for c0 in range(0, W, _FINALISE_COLS):  # column blocks keep temporaries tile-sized
+                c1 = min(W, c0 + _FINALISE_COLS)
+                lab, band = _finalise(acc[:, :done, c0:c1], wsum[:done, c0:c1], ldtype, tissue, tissue_step,
+                                      r0, c0)
+                labels[r0:r0 + done, c0:c1] = lab
+                if probs is not None:
+                    probs[:, r0:r0 + done, c0:c1] = band
             # shift the band in place: rows still shared with the next tile row move up
             acc[:, :th - done] = acc[:, done:]
             wsum[:th - done] = wsum[done:]
@@ -138,7 +158,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
 
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
             image_kind: str | None = None, tissue: bool = True, tile: int = 512, overlap: int = 64,
-            batch_size: int = 4, probabilities: bool = True, device: str = "cpu",
+            batch_size: int = 1, probabilities: bool = True, device: str = "cpu",
             progress: bool = False) -> RegionMap:
     """Segment an image into the model's anatomical regions.
 
@@ -164,7 +184,8 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         ``outside`` at least :data:`OUTSIDE_CONFIDENT` (fiducials, debris).
         ``False`` leaves both to the model's own ``outside`` class.
     tile, overlap, batch_size
-        Sliding-window tile size and overlap, in model pixels; tiles per forward pass.
+        Sliding-window tile size and overlap, in model pixels; tiles per forward pass
+        (1 by default: on CPU as fast as 4 and half the peak memory; raise it on a GPU).
     probabilities
         Keep float16 class probabilities in the result (``False`` saves memory).
     device
