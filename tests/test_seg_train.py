@@ -214,3 +214,27 @@ def test_public_functions_stay_callable_after_submodule_imports(toy_ds):
         assert callable(getattr(td.seg, name)) and getattr(td.seg, name).__name__ == name
     model = td.seg.train(toy_ds, epochs=1, batch_size=4, widths=(8, 16), device="cpu", progress=False)
     assert "miou" in td.seg.evaluate(model, toy_ds, indices=[0])
+
+
+def test_adapt_batchnorm_takes_the_image_statistics(trained):
+    """AdaBN: the first BatchNorm's running mean becomes the mean of its input on the image,
+    and segment(adapt_norm=True) adapts a copy, never the caller's model."""
+    from topdown.seg.adapt import adapt_batchnorm
+
+    model, _ = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    image = np.full((40, 40, 3), (120, 60, 150), np.uint8)
+    rmap = td.seg.segment(image, model, pixel_size_um=4.0, tissue=False, adapt_norm=True)
+    assert rmap.meta["params"]["adapt_norm"] is True
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+    import copy
+
+    adapted = copy.deepcopy(model)
+    adapt_batchnorm(adapted, [image], np.random.default_rng(0), crop=32, device="cpu", n_batches=2)
+    conv, bn = adapted.net.down[0][0], adapted.net.down[0][1]
+    x = torch.from_numpy(image[:32, :32].astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        expected = conv((x - adapted.mean) / adapted.std).mean(dim=(0, 2, 3))
+    assert torch.allclose(bn.running_mean, expected, atol=1e-4)
+    assert not torch.allclose(bn.running_mean, model.net.down[0][1].running_mean, atol=1e-3)

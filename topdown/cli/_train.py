@@ -37,6 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="free: sections in any orientation (default); upright: dorsal up within +/-30 deg, "
                         "so position can tell regions apart (then segment upright images); "
                         "--resume keeps the run's own")
+    p.add_argument("--no-class-balance", action="store_false", dest="class_balance",
+                   help="plain cross-entropy (default: weighted by sqrt(median frequency / frequency))")
     p.add_argument("--no-augment", action="store_true", dest="no_augment", help="random crops only")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
     p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     kw = {} if widths is None else {"widths": widths}
     model = train(args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
-                  orientation=None if args.no_augment else args.orientation,
+                  orientation=None if args.no_augment else args.orientation, class_balance=args.class_balance,
                   device=args.device, seed=args.seed, resume=args.resume, name=args.name,
                   threads=args.threads, **kw)
     m = model.metrics

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .adapt import adapt_batchnorm
 from .augment import AugmentConfig, augment
 from .checkpoint import load
 from .image import open_image
@@ -27,37 +28,6 @@ from .resample import map_shape, resample_array, resample_tile
 FINETUNE_AUGMENT = AugmentConfig(p_geometric=0.0, hed_sigma=0.02, hed_bias=0.002, hue=0.01, saturation=(0.9, 1.1),
                                  gamma=(0.9, 1.1), brightness=0.03, contrast=(0.9, 1.1), p_blur=0.1,
                                  p_jpeg=0.0, noise_sigma=(0.0, 0.01))
-
-
-def adapt_batchnorm(model, images: list[np.ndarray], rng: np.random.Generator, crop: int, device: str,
-                    n_batches: int = 16, batch_size: int = 4) -> None:
-    """Replace ``model``'s BatchNorm running statistics by those of random crops of ``images``.
-
-    Cumulative averages (``momentum=None``) over ``n_batches`` batches, without gradients;
-    the model is left in eval mode. Models without BatchNorm are unchanged.
-    """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    if not norms:
-        return
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(n_batches):
-            xs = []
-            for _ in range(batch_size):
-                image = images[int(rng.integers(len(images)))]
-                h, w = image.shape[:2]
-                r0, c0 = int(rng.integers(0, max(1, h - crop + 1))), int(rng.integers(0, max(1, w - crop + 1)))
-                xs.append(image[r0:r0 + crop, c0:c0 + crop].astype(np.float32) / 255.0)
-            side = min(x.shape[0] for x in xs), min(x.shape[1] for x in xs)
-            x = np.stack([x[:side[0], :side[1]] for x in xs])
-            model(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device))
-    for m, momentum in zip(norms, saved, strict=True):
-        m.momentum = momentum
-    model.eval()
 
 
 def trained_any_orientation(model) -> bool:

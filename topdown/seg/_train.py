@@ -22,7 +22,7 @@ from ..errors import InputError
 from .augment import AugmentConfig, orientation_config
 from .checkpoint import load, load_state, save, save_state, state_path
 from .data import dataset_pixel_size, open_dataset, read_frame, split
-from .loop import loss_fn, lr_at, make_batch, pick_device
+from .loop import balanced_class_weights, loss_fn, lr_at, make_batch, pick_device
 from .metrics import scores
 from .model import DEFAULT_WIDTHS, SegModel
 from .scoring import confusion_on
@@ -50,7 +50,8 @@ class _Frames:
 def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_size: int = 8,
           crop: int | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
           val_fraction: float = 0.1, widths: tuple[int, ...] = DEFAULT_WIDTHS, norm: str = "batch",
-          augment: bool | AugmentConfig = True, orientation: str | None = None, dice_weight: float = 0.5, device: str = "auto",
+          augment: bool | AugmentConfig = True, orientation: str | None = None, dice_weight: float = 0.5,
+          class_balance: bool = True, device: str = "auto",
           seed: int = 0, resume: bool = False, name: str | None = None,
           threads: int | None = None, progress: bool = True) -> SegModel:
     """Train a region-segmentation U-Net on simulated frames.
@@ -75,6 +76,10 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     augment
         ``True`` (default strengths), ``False`` (random crops only) or an
         :class:`~topdown.seg.augment.AugmentConfig`.
+    class_balance
+        Weight the cross-entropy by :func:`~topdown.seg.loop.balanced_class_weights` of
+        the training frames' label counts, so thin regions (a central canal, a cell layer)
+        are learnt, not drowned by the large ones.
     orientation
         ``"free"`` (any rotation or flip: the model takes sections in any orientation) or
         ``"upright"`` (dorsal up within +/-30°, left-right mirror only: the model may use
@@ -158,6 +163,14 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train_config = config
     frames = _Frames(ds, px)
+    class_weights = None
+    if class_balance:
+        counts = np.zeros(len(classes) + 1)
+        for i in train_idx:
+            labels = frames[int(i)][1]
+            counts += np.bincount(labels[labels <= len(classes)].ravel(), minlength=len(classes) + 1)
+        config["class_weights"] = [round(float(w), 4) for w in balanced_class_weights(counts)]
+        class_weights = torch.tensor(config["class_weights"], dtype=torch.float32, device=device)
     metrics: dict = dict(model.metrics)
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
@@ -173,7 +186,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
                 g["lr"] = lr_at(step, total_steps, lr)
             x, y = make_batch(frames, order[s * batch_size:(s + 1) * batch_size], rng, crop, cfg, modality)
             x, y = x.to(device), y.to(device)
-            loss = loss_fn(model(x), y, dice_weight)
+            loss = loss_fn(model(x), y, dice_weight, class_weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

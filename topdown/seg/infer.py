@@ -159,7 +159,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
             image_kind: str | None = None, tissue: bool = True, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, probabilities: bool = True, device: str = "cpu",
-            progress: bool = False) -> RegionMap:
+            adapt_norm: bool = False, progress: bool = False) -> RegionMap:
     """Segment an image into the model's anatomical regions.
 
     Parameters
@@ -190,6 +190,11 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         Keep float16 class probabilities in the result (``False`` saves memory).
     device
         Torch device.
+    adapt_norm
+        Test-time adaptation: first re-estimate the network's BatchNorm statistics on
+        random windows of this image (AdaBN, see :mod:`topdown.seg.adapt`; no labels; the
+        model passed in is not changed). Can help on real images whose stain or contrast
+        differs from the simulations; compare both on your data.
     progress
         Show a progress bar over tiles.
 
@@ -217,13 +222,18 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         thumb, step = src.thumbnail()
         tmask = tissue_mask(thumb, model.modality, pixel_size_um=step * img_px if img_px else None)
         tstep = step * factor
+    if adapt_norm:
+        from .adapt import adapt_to_image
+
+        model = adapt_to_image(model, src, factor, device=device)
     labels, probs = predict(model, src, factor, tile=tile, overlap=overlap, batch_size=batch_size,
                             device=device, probabilities=probabilities, tissue=tmask, tissue_step=tstep,
                             progress_desc="segment" if progress else None)
     meta = {"model": model.name, "model_source": getattr(model, "source", None),
             "weights_sha256": model.weights_sha256, "spec_hash": model.spec_hash,
             "image_pixel_size_um": img_px, "model_pixel_size_um": model.pixel_size_um,
-            "params": {"tile": tile, "overlap": overlap, "tissue": bool(tissue), "factor": factor},
+            "params": {"tile": tile, "overlap": overlap, "tissue": bool(tissue), "factor": factor,
+                       "adapt_norm": bool(adapt_norm)},
             "image": str(image) if isinstance(image, (str, os.PathLike)) else None}
     return RegionMap(labels=labels, classes=model.classes, pixel_size_um=model.pixel_size_um if
                      model.pixel_size_um is not None else img_px, downsample=1.0 / factor,
