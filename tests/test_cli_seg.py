@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from test_seg_train import make_dataset, toy_frame
 
+import topdown as td
 from topdown.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,6 +40,7 @@ def test_train_writes_checkpoint_and_resumes(cli_model, capsys, tmp_path):
     assert summary["epochs"] == 3
     augment = json.loads(cli_model.with_suffix(".json").read_text())["train_config"]["augment"]
     assert augment["any_orientation"] is False and augment["rotate_deg"] == 30.0  # kept on --resume
+    assert td.seg.load(cli_model).orientation == "upright"
 
 
 def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
@@ -55,7 +57,7 @@ def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
     labels = np.asarray(Image.open(lab))
     assert labels.shape == (30, 30) and labels.max() <= 2
     code = main(["segment", str(tmp_path / "img.png"), "--model", str(cli_model), "--pixel-size", "2",
-                 "--out", str(out), "--labels", str(lab), "--labels-full"])
+                 "--out", str(out), "--labels", str(lab), "--labels-full", "--adapt-norm"])
     assert code == 0 and np.asarray(Image.open(lab)).shape == (60, 60)
 
 

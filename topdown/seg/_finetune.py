@@ -30,12 +30,6 @@ FINETUNE_AUGMENT = AugmentConfig(p_geometric=0.0, hed_sigma=0.02, hed_bias=0.002
                                  p_jpeg=0.0, noise_sigma=(0.0, 0.01))
 
 
-def trained_any_orientation(model) -> bool:
-    """Whether ``model`` was trained on any orientation (older checkpoints: yes)."""
-    augment = (getattr(model, "train_config", None) or {}).get("augment") or {}
-    return bool(augment.get("any_orientation", True))
-
-
 def _label_raster(label, model, src_shape, factor: float, radius_px: float) -> np.ndarray:
     """Labels at the model's resolution; IGNORE where unlabelled."""
     h, w = map_shape(src_shape, factor)
@@ -154,7 +148,7 @@ def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr:
         data.append((resample_tile(src, 0, h, 0, w, factor), raster))
     cfg = None if augment_images is False else (
         augment_images if isinstance(augment_images, AugmentConfig) else FINETUNE_AUGMENT)
-    if augment_images is True and not trained_any_orientation(model):
+    if augment_images is True and base.orientation == "upright":
         cfg = replace(cfg, any_orientation=False)  # an upright model stays upright
     rng = np.random.default_rng([int(seed), 4242])
     torch.manual_seed(seed)

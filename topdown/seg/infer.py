@@ -169,7 +169,10 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         or float; non-uint8 is rescaled by robust percentiles), a PIL image, or a path
         (PNG, JPEG; TIFF is read lazily tile by tile).
     model
-        A :class:`~topdown.seg.SegModel`, a shipped model name or a checkpoint path.
+        A :class:`~topdown.seg.SegModel`, a shipped model name or a checkpoint path. A
+        model with ``model.orientation == "upright"`` learnt where regions lie with dorsal
+        up (within +/-30°): give it the section upright (``np.rot90`` the image, and the
+        spot coordinates with it, if needed).
     pixel_size_um
         Micrometres per pixel of ``image``; the image is resampled to the model's pixel
         size. ``"model"`` means "same as the model". If omitted, taken from

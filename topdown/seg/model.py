@@ -160,6 +160,12 @@ class SegModel(nn.Module):
         return [OUTSIDE, *self.classes]
 
     @property
+    def orientation(self) -> str:
+        """``"upright"`` if trained dorsal-up only (give it upright images), else ``"free"``."""
+        augment = self.train_config.get("augment") or {}
+        return "free" if augment.get("any_orientation", True) else "upright"
+
+    @property
     def background_value(self) -> int:
         """Grey value of empty slide: white for H&E, black for DAPI."""
         return 0 if self.modality == "dapi" else 255
@@ -202,4 +208,4 @@ class SegModel(nn.Module):
     def __repr__(self) -> str:  # short: the nn.Module repr is pages long
         return (f"SegModel(name={self.name!r}, classes={list(self.classes)}, "
                 f"pixel_size_um={self.pixel_size_um}, modality={self.modality!r}, "
-                f"params={self.n_params():,})")
+                f"orientation={self.orientation!r}, params={self.n_params():,})")
