@@ -139,7 +139,7 @@ def test_segment_regions_scale_and_provenance(visium_outs, monkeypatch):
     seen = {}
 
     def fake_segment(image, model, pixel_size_um=None, **kw):
-        seen.update(shape=image.shape, dtype=image.dtype, px=pixel_size_um, model=model)
+        seen.update(shape=image.shape, dtype=image.dtype, px=pixel_size_um, model=model, kw=kw)
         lab = np.zeros((image.shape[0] // 4, image.shape[1] // 4), np.uint8)
         lab[20:120, 30:100] = 1
         probs = np.full((2, *lab.shape), 0.5, np.float16)
@@ -157,6 +157,8 @@ def test_segment_regions_scale_and_provenance(visium_outs, monkeypatch):
     prov = st["provenance"]
     assert prov["model_argument"] == "fake_model" and prov["model"] == "fake" and prov["weights_sha256"] == "abc"
     assert prov["topdown_version"] == td.__version__ and prov["parameters"]["image_key"] == "lowres"
+    # real tissue image: BatchNorm statistics adapted to it by default, and recorded
+    assert seen["kw"]["adapt_norm"] is True and prov["parameters"]["adapt_norm"] is True
     gj = json.loads(st["geojson"])
     xs = np.array(gj["features"][0]["geometry"]["coordinates"][0])[:, 0]
     assert xs.min() == pytest.approx(30 * 4 / sf["tissue_lowres_scalef"])  # full-res pixels

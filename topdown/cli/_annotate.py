@@ -39,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="Visium raw matrix: keep spots off tissue too (obs['in_tissue'])")
     p.add_argument("--check-alignment", choices=("error", "warn", "ignore"), default="error",
                    help="what to do when spots do not fit the detected tissue (default: error)")
+    p.add_argument("--no-adapt-norm", action="store_false", dest="adapt_norm",
+                   help="keep the model's BatchNorm statistics from the simulations (default: re-estimate "
+                        "them on this image, AdaBN)")
     p.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda)")
     p.set_defaults(func=run)
     return p
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     adata = read_any(args.input, all_spots=args.all_spots)
     log.info("read %d observations x %d genes from %s", adata.n_obs, adata.n_vars, args.input)
     kw = {"device": args.device} if args.device != "cpu" else {}
-    tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key, **kw)
+    tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
+                       adapt_norm=args.adapt_norm, **kw)
     library_key = "library_id" if "library_id" in adata.obs and args.library_id is None else None
     if args.library_id is not None and "library_id" in adata.obs:
         adata = adata[adata.obs["library_id"].astype(str) == str(args.library_id)].copy()

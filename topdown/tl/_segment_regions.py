@@ -61,7 +61,7 @@ def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
 
 def segment_regions(adata, model, library_id: str | None = None, key_added: str = "regions", *,
                     image_key: str | None = None, pixel_size_um: float | None = None,
-                    copy: bool = False, **segment_kwargs):
+                    adapt_norm: bool = True, copy: bool = False, **segment_kwargs):
     """Segment the tissue image of each library into anatomical regions.
 
     The image in ``adata.uns['spatial'][library_id]['images']`` (``hires`` preferred over
@@ -85,6 +85,10 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         ``"hires"`` or ``"lowres"`` to force an image.
     pixel_size_um
         µm per *image* pixel, overriding the value derived from the scalefactors.
+    adapt_norm
+        Re-estimate the model's BatchNorm statistics on this image before segmenting
+        (AdaBN; see :func:`topdown.seg.segment`). On by default here: these are real
+        tissue images, where it closes much of the simulation-to-real gap.
     copy
         Return a modified copy instead of changing ``adata`` in place.
     **segment_kwargs
@@ -121,13 +125,14 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         if isinstance(model, RegionMap):
             rmap = model
         else:
-            rmap = _segment_fn()(_as_uint8_rgb(image), model, pixel_size_um=img_um, **segment_kwargs)
+            rmap = _segment_fn()(_as_uint8_rgb(image), model, pixel_size_um=img_um, adapt_norm=adapt_norm,
+                                 **segment_kwargs)
         if tuple(rmap.image_shape or ()) and tuple(rmap.image_shape) != tuple(image.shape[:2]):
             raise InputError(f"the region map covers an image of shape {tuple(rmap.image_shape)} but the "
                              f"'{key}' image of library '{lib}' is {tuple(image.shape[:2])}; segment that image.")
         prov = _model_provenance(model, rmap)
         prov["parameters"] = {"library_id": lib, "image_key": key, "image_pixel_size_um": img_um,
-                              "scalef": scalef, **{k: v for k, v in segment_kwargs.items()
+                              "scalef": scalef, "adapt_norm": bool(adapt_norm), **{k: v for k, v in segment_kwargs.items()
                                                    if isinstance(v, (int, float, str, bool))}}
         stored = StoredRegions.from_regionmap(rmap, scalef, image_key=key, provenance=prov)
         new_store = store_entry(new_store, lib, stored)
