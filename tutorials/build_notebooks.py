@@ -161,12 +161,23 @@ What the shipped (CPU-trained, under-trained) model gives on this section, saved
 
 ![Visium mouse brain, regions](figures/visium_mouse_brain_overlay.png)
 
-Honestly: the tissue outline is right (99.7 % of in-tissue spots get a region) and the
-cortex wraps the section's outside, but everything inside is called thalamus: the
-hippocampus (the dark curved CA / dentate band), the fibre tracts and the ventricles are
-missed, and a few fiducial dots in the bottom corners are called cortex. (Retraining on
-3x the simulated frames raised the held-out simulation score from 0.18 to 0.20 but did not
-change this picture.)"""),
+The section is a right hemisphere, midline on the left, dorsal up, which is how the
+model (trained `upright`) expects it. Honestly:
+
+- Right: the cortex is the dorsal and lateral rim. The hippocampus_CA label follows the
+  dark curved CA band, fibre tracts (pale) lie along its lateral side, and the dentate
+  gyrus sits inside the curve. The thalamus is below the hippocampus and the
+  hypothalamus at the ventral midline. 99.9 % of in-tissue spots get a region.
+- Wrong: the ragged dorsal edge near the midline and the dorsolateral rim are partly
+  called thalamus, CA and dentate gyrus. The ventrolateral area (amygdala and piriform
+  cortex, which the preset only covers as "striatum") is called cortex. The hypothalamus
+  reaches too far laterally. The dentate gyrus is a broad blob, not the two thin granule
+  lines. The ventricles and striatum are practically absent. A column of fiducial dots on
+  the left and a few in the corners get region labels; they carry no in-tissue spots.
+- `segment_regions` re-estimates the model's BatchNorm statistics on this image first
+  (AdaBN, `adapt_norm=True`, the default here). Without that, the same model calls the
+  dorsal third hippocampus and the ventral half hypothalamus: the simulation-to-real gap
+  in colour and contrast is large for this dim, grey-green lowres image."""),
         ("code", SETUP),
         ("code", SHARED),
         ("code", '''outs = DATA / "visium_mouse_brain_v1" / "outs"
@@ -277,15 +288,17 @@ Honestly, it is wrong where it matters:
 - The crop is most likely hippocampus. Its densest band of nuclei (the vertical band on
   the right) has transcripts enriched for Npy2r, Trhr and Mas1, markers of hippocampal
   pyramidal neurons. We did not register the crop to an atlas, though.
-- The model calls that band thalamus, with fibre tracts around it. Only a sliver is
-  hippocampus_CA.
+- The model calls that band and most of the crop thalamus. It calls the cell-sparse middle
+  hippocampus_CA and the bottom strip fibre tracts.
 - Right: the whole crop is tissue. The detector does not mistake the dark space between
   sparse nuclei for glass.
-- Wrong: there are no CA or dentate labels. On held-out simulations this model scores
-  IoU 0 for hippocampus_CA as well (mIoU 0.29). It has not learned the dense pyramidal band
-  as CA from 4 µm/px simulations yet.
-- The genes enriched under its "fibre tracts" are vascular (Myh11, Pdgfrb). Those
-  areas are cell-sparse, not fibre.
+- Wrong: the dense pyramidal band is not CA. On held-out simulations this model scores
+  IoU 0.02 for hippocampus_CA (mIoU 0.30). It has not learned the dense band as CA from
+  4 µm/px simulations yet.
+- The genes enriched under its "fibre tracts" are vascular (Myh11, Tie1, Tek), and under
+  its "hippocampus_CA" astrocytic and vascular (Aldh1l1, Gfap, Adgrl4). Those areas are
+  cell-sparse, not fibre or pyramidal layer.
+- Test-time adaptation (`adapt_norm=True`) does not rescue it: the band becomes cortex.
 
 Treat the regions as a demonstration of the machinery (DAPI model, physical-scale tissue
 detection, transcript assignment), not as anatomy."""),
