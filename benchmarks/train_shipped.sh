@@ -11,8 +11,8 @@
 #
 # Each preset: N simulated frames (SIZE px at the pixel size below unless PIXEL_SIZE is
 # set; CROP px training crops, default the frame), a held-out test simulation with another
-# seed (N_TEST frames), training with seed 0 (upright or free orientation, see ORIENT below), then held-out evaluation written to
-# $WEIGHTS/<preset>.eval.json (the training-validation metrics are inside <preset>.json).
+# seed (N_TEST frames), training with seed 0 (upright or free orientation, see ORIENT below),
+# then held-out evaluation written to $WEIGHTS/<preset>.eval.json (the training-validation metrics are inside <preset>.json).
 set -euo pipefail
 
 N=${N:-400}

@@ -149,8 +149,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         model.to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         info = load_state(out, opt, model)
-        saved = (model.train_config or {}).get("augment") or {}
-        if orientation is None and cfg is not None and not saved.get("any_orientation", True):
+        if orientation is None and cfg is not None and model.orientation == "upright":
             cfg = orientation_config("upright", cfg)  # resume keeps the run's orientation
             config["augment"] = cfg.to_dict()
         start_epoch, history = int(info["epoch"]) + 1, list(info.get("history", []))

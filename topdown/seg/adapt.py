@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .loop import crop_origin
+
 
 def adapt_batchnorm(model, images: list[np.ndarray], rng: np.random.Generator, crop: int, device: str,
                     n_batches: int = 16, batch_size: int = 4) -> None:
@@ -34,8 +36,7 @@ def adapt_batchnorm(model, images: list[np.ndarray], rng: np.random.Generator, c
             xs = []
             for _ in range(batch_size):
                 image = images[int(rng.integers(len(images)))]
-                h, w = image.shape[:2]
-                r0, c0 = int(rng.integers(0, max(1, h - crop + 1))), int(rng.integers(0, max(1, w - crop + 1)))
+                r0, c0 = crop_origin(image.shape, crop, rng)
                 xs.append(image[r0:r0 + crop, c0:c0 + crop].astype(np.float32) / 255.0)
             side = min(x.shape[0] for x in xs), min(x.shape[1] for x in xs)
             x = np.stack([x[:side[0], :side[1]] for x in xs])

@@ -10,9 +10,11 @@ draw comes from the ``rng`` passed in, so a seed fixes the result.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+
+from ..errors import InputError
 
 #: rotation range (+/- degrees) of ``"upright"`` training: the presets' own +/-15° and a margin
 UPRIGHT_ROTATE_DEG = 30.0
@@ -91,10 +93,6 @@ def orientation_config(orientation: str, base: AugmentConfig | None = None) -> A
     a model expects images roughly upright; ``"free"`` models take any orientation but must
     tell regions apart by their look and shape alone.
     """
-    from dataclasses import replace
-
-    from ..errors import InputError
-
     base = base or AugmentConfig()
     if orientation == "free":
         return replace(base, any_orientation=True, rotate_deg=180.0)

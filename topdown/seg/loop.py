@@ -76,6 +76,12 @@ def lr_at(step: int, total: int, lr: float) -> float:
     return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def crop_origin(shape: tuple[int, ...], crop: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Random top-left corner of a ``crop``-px window in an image of ``shape`` (0 where it is smaller)."""
+    h, w = shape[:2]
+    return int(rng.integers(0, max(1, h - crop + 1))), int(rng.integers(0, max(1, w - crop + 1)))
+
+
 def make_batch(frames, indices, rng: np.random.Generator, crop: int, cfg: AugmentConfig | None,
                modality: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented crops of ``frames[i]`` for ``i`` in ``indices`` as ``(B,3,H,W)`` float, ``(B,H,W)`` long."""
@@ -83,9 +89,7 @@ def make_batch(frames, indices, rng: np.random.Generator, crop: int, cfg: Augmen
     for i in indices:
         image, mask = frames[int(i)]
         if cfg is None:  # no augmentation: a random crop, padded if the frame is small
-            h, w = mask.shape
-            r0 = int(rng.integers(0, max(1, h - crop + 1)))
-            c0 = int(rng.integers(0, max(1, w - crop + 1)))
+            r0, c0 = crop_origin(mask.shape, crop, rng)
             img = image[r0:r0 + crop, c0:c0 + crop].astype(np.float32) / 255.0
             lab = mask[r0:r0 + crop, c0:c0 + crop].astype(np.int64)
             ph, pw = crop - lab.shape[0], crop - lab.shape[1]
