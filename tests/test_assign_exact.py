@@ -284,3 +284,54 @@ def test_segment_regions_all_libraries(monkeypatch):
     assert set(a.uns["r2"]["libraries"]) == {"lib1", "lib2"}
     # lib1: 55 um / 12 px spot / scalef 0.5; lib2: 2 um/px / 0.5
     np.testing.assert_allclose(calls, [55 / SPOT_D / SCALEF, 2.0 / SCALEF])
+
+
+def _with_speck() -> np.ndarray:
+    lab = synthetic_labels()
+    lab[36:39, 36:39] = 1  # a detached speck (a fiducial mark, debris) outside the section
+    return lab
+
+
+def test_segment_regions_drops_tissue_without_spots():
+    from topdown.tl._regions_store import load_store
+
+    on_a = [60, 100]  # full-res; map (row 25, col 15): region A
+    on_speck = [150, 150]  # map (37, 37): the speck
+    a = make_adata([on_a, on_speck], in_tissue=[1, 0], labels=_with_speck())
+    stored = load_store(a, "regions")["lib1"]
+    assert stored.labels[36:39, 36:39].max() == 0  # only an out-of-tissue spot on it: dropped
+    assert np.array_equal(stored.labels, synthetic_labels())
+    assert stored.provenance["dropped_tissue_pieces"] == 1
+    kept = load_store(make_adata([on_a, on_speck], in_tissue=[1, 1], labels=_with_speck()), "regions")["lib1"]
+    assert np.array_equal(kept.labels, _with_speck())
+    # no spot on any tissue (e.g. coordinates in another frame): left for assign's alignment check
+    off = load_store(make_adata([[2, 2]], labels=_with_speck()), "regions")["lib1"]
+    assert np.array_equal(off.labels, _with_speck())
+
+
+def test_segment_regions_keeps_everything_when_asked_or_unsure():
+    from topdown.tl._regions_store import load_store
+
+    a = make_adata([[60, 100]], labels=_with_speck())
+    rmap = RegionMap(_with_speck(), ("A", "B", "C"), downsample=DOWN, image_shape=(80, 80))
+    td.tl.segment_regions(a, rmap, library_id="lib1", key_added="all", drop_empty_tissue=False)
+    assert np.array_equal(load_store(a, "all")["lib1"].labels, _with_speck())
+    a.uns["spatial"]["lib2"] = dict(a.uns["spatial"]["lib1"])  # two libraries, no library_key
+    td.tl.segment_regions(a, rmap, library_id="lib1", key_added="two")
+    assert np.array_equal(load_store(a, "two")["lib1"].labels, _with_speck())
+    a.obs["section"] = "lib1"
+    td.tl.segment_regions(a, rmap, library_id="lib1", key_added="keyed", library_key="section")
+    assert load_store(a, "keyed")["lib1"].labels[36:39, 36:39].max() == 0
+    with pytest.raises(InputError, match="library_key 'nope'"):
+        td.tl.segment_regions(a, rmap, library_id="lib1", library_key="nope")
+
+
+def test_keep_tissue_at_probabilities_and_identity():
+    lab = _with_speck()
+    probs = np.full((4, *lab.shape), 0.25, np.float16)
+    rmap = RegionMap(lab, ("A", "B", "C"), probabilities=probs)
+    out = rmap.keep_tissue_at(np.array([[10.0, 10.0]]))
+    assert out is not rmap and rmap.labels[37, 37] == 1  # the input map is untouched
+    assert out.probabilities[0, 37, 37] == 1 and out.probabilities[1:, 37, 37].sum() == 0
+    assert out.probabilities[0, 10, 10] == np.float16(0.25)
+    assert rmap.keep_tissue_at(np.array([[10.0, 10.0], [37.5, 37.5]])) is rmap  # every piece has a point

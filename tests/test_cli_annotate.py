@@ -41,6 +41,7 @@ def test_annotate_visium_outs(visium_outs, checkpoint, tmp_path, capsys):
     sf = a.uns["spatial"]["visium_mouse_brain_v1"]["scalefactors"]
     img_um = 55.0 / sf["spot_diameter_fullres"] / sf["tissue_lowres_scalef"]
     assert prov["parameters"]["image_pixel_size_um"] == pytest.approx(img_um)
+    assert bool(prov["parameters"]["drop_empty_tissue"]) is True
     assert lib["labels"].shape[0] == pytest.approx(600 * img_um / 20.0, abs=2)
     assert png.stat().st_size > 1000
 
@@ -59,6 +60,10 @@ def test_annotate_h5ad_input(checkpoint, tmp_path):
     assert code == 0
     b = td.io.read_annotated(out)
     assert b.n_obs == 30 and b.obs["region"].notna().all()
+    assert main(["annotate", str(src), "--model", str(checkpoint), "--out", str(tmp_path / "keep.h5ad"),
+                 "--check-alignment", "ignore", "--keep-empty-tissue"]) == 0
+    params = td.io.read_annotated(tmp_path / "keep.h5ad").uns["regions"]["libraries"]["lib1"]["provenance"]
+    assert bool(params["parameters"]["drop_empty_tissue"]) is False
 
 
 def test_annotate_bad_input(tmp_path, checkpoint, capsys):

@@ -182,6 +182,8 @@ def test_image_errors(model, tmp_path):
         td.seg.segment(_img(20, 20), model)
     with pytest.raises(InputError, match="positive"):
         td.seg.segment(_img(20, 20), model, pixel_size_um=-1)
+    with pytest.raises(InputError, match="adapt_norm must be True or False"):
+        td.seg.segment(_img(20, 20), model, pixel_size_um=1.0, adapt_norm="no")
 
 
 def test_visium_scalefactors(model, tmp_path):

@@ -109,6 +109,44 @@ def test_evaluate_learns_the_toy_task(trained, toy_ds):
     assert cm.sum() == len(toy_ds) * 48 * 48
 
 
+def test_evaluate_locates_errors_at_boundaries(trained, toy_ds, monkeypatch):
+    """A prediction off by one pixel at every boundary: all errors in the band, interior perfect."""
+    model, _ = trained
+    truth = np.zeros((12, 12), np.uint8)
+    truth[:, 4:8] = 1
+    truth[:, 8:] = 2
+    shifted = np.roll(truth, 1, axis=1)
+    shifted[:, 0] = 0
+    mod = sys.modules["topdown.seg._evaluate"]
+    monkeypatch.setattr(mod, "predictions_on", lambda *a, **k: iter([(truth, shifted)]))
+    res = td.seg.evaluate(model, toy_ds, indices=[0])
+    assert res["miou"] < 0.8
+    assert res["errors_near_boundary"] == 1.0
+    assert res["interior"]["miou"] == 1.0
+    assert res["interior"]["n_pixels"] == 12 * (12 - 4)  # columns 3, 4, 7, 8 are within 1 px
+    monkeypatch.setattr(mod, "predictions_on", lambda *a, **k: iter([(truth, shifted)]))
+    assert "interior" not in td.seg.evaluate(model, toy_ds, indices=[0], boundary_px=0)
+    with pytest.raises(InputError, match="boundary_px"):
+        td.seg.evaluate(model, toy_ds, boundary_px=-1)
+
+
+def test_read_labels_matches_read_frame(toy_ds):
+    from topdown.seg.data import read_frame, read_labels
+
+    for px in (None, 4.0, 2.5):
+        assert np.array_equal(read_labels(toy_ds, 3, px), read_frame(toy_ds, 3, px)[1])
+    assert read_labels(toy_ds, 3, 2.0).shape == (96, 96)
+
+
+def test_boundary_band_widths():
+    from topdown.seg.scoring import boundary_band
+
+    mask = np.zeros((9, 9), np.uint8)
+    mask[4, 4] = 3
+    assert not boundary_band(mask, 0).any()
+    assert boundary_band(mask, 1).sum() == 9 and boundary_band(mask, 2).sum() == 25
+
+
 def test_evaluate_rejects_mismatched_classes(trained, tmp_path):
     model, _ = trained
     other = td.seg.SegModel(["a", "b"], pixel_size_um=4.0, widths=SMALL)

@@ -42,6 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-adapt-norm", action="store_false", dest="adapt_norm",
                    help="keep the model's BatchNorm statistics from the simulations (default: re-estimate "
                         "them on this image, AdaBN)")
+    p.add_argument("--keep-empty-tissue", action="store_false", dest="drop_empty_tissue",
+                   help="keep pieces of detected tissue that hold no spot or cell (default: they become "
+                        "outside; they are fiducial marks or debris)")
     p.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda)")
     p.set_defaults(func=run)
     return p
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     log.info("read %d observations x %d genes from %s", adata.n_obs, adata.n_vars, args.input)
     kw = {"device": args.device} if args.device != "cpu" else {}
     tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
-                       adapt_norm=args.adapt_norm, **kw)
+                       adapt_norm=args.adapt_norm, drop_empty_tissue=args.drop_empty_tissue,
+                       library_key="library_id" if "library_id" in adata.obs else None, **kw)
     library_key = "library_id" if "library_id" in adata.obs and args.library_id is None else None
     if args.library_id is not None and "library_id" in adata.obs:
         adata = adata[adata.obs["library_id"].astype(str) == str(args.library_id)].copy()

@@ -21,7 +21,7 @@ import torch
 from ..errors import InputError
 from .augment import AugmentConfig, orientation_config
 from .checkpoint import load, load_state, save, save_state, state_path
-from .data import dataset_pixel_size, open_dataset, read_frame, split
+from .data import dataset_pixel_size, open_dataset, read_frame, read_labels, split
 from .loop import balanced_class_weights, loss_fn, lr_at, make_batch, pick_device
 from .metrics import scores
 from .model import DEFAULT_WIDTHS, SegModel
@@ -45,6 +45,10 @@ class _Frames:
         if self.cache is not None:
             self.cache[i] = item
         return item
+
+    def labels(self, i: int) -> np.ndarray:
+        """Frame ``i``'s label mask; without a cache only the mask is read, not the image."""
+        return self[i][1] if self.cache is not None else read_labels(self.ds, i, self.px)
 
 
 def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_size: int = 8,
@@ -166,7 +170,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     if class_balance:
         counts = np.zeros(len(classes) + 1)
         for i in train_idx:
-            labels = frames[int(i)][1]
+            labels = frames.labels(int(i))
             counts += np.bincount(labels[labels <= len(classes)].ravel(), minlength=len(classes) + 1)
         config["class_weights"] = [round(float(w), 4) for w in balanced_class_weights(counts)]
         class_weights = torch.tensor(config["class_weights"], dtype=torch.float32, device=device)

@@ -26,6 +26,14 @@ def dataset_pixel_size(ds) -> float | None:
     return None if px is None else float(px)
 
 
+def _frame_scale(rec: dict, pixel_size_um: float | None) -> float | None:
+    """Zoom factor from a frame's own pixel size to ``pixel_size_um`` (None: keep as is)."""
+    own = rec.get("pixel_size_um")
+    if pixel_size_um and own and abs(float(own) / pixel_size_um - 1) > 1e-3:
+        return float(own) / pixel_size_um
+    return None
+
+
 def read_frame(ds, i: int, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Frame ``i`` as ``(uint8 RGB, uint8 labels)``, resampled to ``pixel_size_um`` if its own differs."""
     from .resample import resample_array
@@ -41,11 +49,22 @@ def read_frame(ds, i: int, pixel_size_um: float | None = None) -> tuple[np.ndarr
         image = np.repeat(image[..., None], 3, axis=2)
     image = image[..., :3].astype(np.uint8, copy=False)
     mask = np.asarray(mask)
-    own = rec.get("pixel_size_um")
-    if pixel_size_um and own and abs(float(own) / pixel_size_um - 1) > 1e-3:
-        f = float(own) / pixel_size_um
+    f = _frame_scale(rec, pixel_size_um)
+    if f is not None:
         image, mask = resample_array(image, f), resample_array(mask, f, order=0)
     return image, mask
+
+
+def read_labels(ds, i: int, pixel_size_um: float | None = None) -> np.ndarray:
+    """The label mask of frame ``i`` alone (as :func:`read_frame` gives it), without decoding the image."""
+    from .resample import resample_array
+
+    if not (hasattr(ds, "read_mask") and hasattr(ds, "records")):
+        return read_frame(ds, i, pixel_size_um)[1]
+    rec = ds.records[i]
+    mask = np.asarray(ds.read_mask(rec))
+    f = _frame_scale(rec, pixel_size_um)
+    return mask if f is None else resample_array(mask, f, order=0)
 
 
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

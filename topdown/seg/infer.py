@@ -216,6 +216,8 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     """
     from .checkpoint import load
 
+    if not isinstance(adapt_norm, (bool, np.bool_)):
+        raise InputError(f"adapt_norm must be True or False, got {adapt_norm!r}")
     model = load(model, device=device)
     src = open_image(image, background=model.background_value)
     factor, img_px = _resolve_factor(image, src, model, pixel_size_um, scalefactors, image_kind)

@@ -8,7 +8,7 @@ which is what Visium ``obsm['spatial']`` uses after scaling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -153,16 +153,66 @@ class RegionMap:
         return gpd.GeoDataFrame(rows, columns=["region", "label", "color", "area_px", "geometry"],
                                 geometry="geometry")
 
-    def lookup(self, xy: np.ndarray) -> np.ndarray:
-        """Labels at image-pixel coordinates ``xy`` (n x 2, x = column, y = row); 0 off the map."""
-        xy = np.asarray(xy, dtype=float)
+    def _map_index(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Map row, column and on-map flag of image-pixel coordinates ``xy`` (x = column, y = row)."""
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
         col = np.floor(xy[:, 0] / self.downsample).astype(np.int64)
         row = np.floor(xy[:, 1] / self.downsample).astype(np.int64)
         h, w = self.labels.shape
-        ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
-        out = np.zeros(len(xy), dtype=self.labels.dtype)
+        return row, col, (row >= 0) & (row < h) & (col >= 0) & (col < w)
+
+    def lookup(self, xy: np.ndarray) -> np.ndarray:
+        """Labels at image-pixel coordinates ``xy`` (n x 2, x = column, y = row); 0 off the map."""
+        row, col, ok = self._map_index(xy)
+        out = np.zeros(len(row), dtype=self.labels.dtype)
         out[ok] = self.labels[row[ok], col[ok]]
         return out
+
+    def keep_tissue_at(self, xy: np.ndarray) -> RegionMap:
+        """A copy without the pieces of tissue that hold none of the points ``xy``.
+
+        A piece is a connected patch of region labels (8-connected). Pieces with no spot or
+        cell on them (Visium fiducial marks, debris, dust the model took for tissue) become
+        ``outside``; their probabilities become certain ``outside``. If no point lies on any
+        tissue at all (points in another coordinate frame), the map is returned unchanged, so
+        that the alignment check of :func:`topdown.tl.assign_regions` can report it.
+
+        Parameters
+        ----------
+        xy
+            ``(n, 2)`` image-pixel coordinates (x = column, y = row).
+
+        Returns
+        -------
+        RegionMap (``self`` if nothing is dropped); ``meta['dropped_tissue_pieces']`` counts
+        the pieces removed.
+
+        Examples
+        --------
+        >>> lab = np.zeros((6, 6), np.uint8); lab[:2, :2] = 1; lab[4:, 4:] = 1
+        >>> RegionMap(lab, ("cortex",)).keep_tissue_at(np.array([[0.5, 0.5]])).labels.sum()
+        4
+        """
+        from scipy import ndimage
+
+        tissue = self.labels > 0
+        pieces, n = ndimage.label(tissue, structure=np.ones((3, 3), dtype=bool))
+        row, col, ok = self._map_index(xy)
+        keep = np.zeros(n + 1, dtype=bool)
+        keep[pieces[row[ok], col[ok]]] = True
+        keep[0] = False
+        if n == 0 or not keep.any() or keep[1:].all():
+            return self
+        drop = tissue & ~keep[pieces]
+        labels = self.labels.copy()
+        labels[drop] = 0
+        probs = None
+        if self.probabilities is not None:
+            probs = self.probabilities.copy()
+            probs[:, drop] = 0
+            probs[0, drop] = 1
+        meta = {**self.meta, "dropped_tissue_pieces": int(n - keep[1:].sum())}
+        return replace(self, labels=labels, probabilities=probs, meta=meta)
 
     def tissue_fraction(self) -> float:
         """Fraction of the map that is tissue (any region)."""

@@ -59,9 +59,30 @@ def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
     return prov
 
 
+def _library_points(adata, lib: str, library_key: str | None) -> np.ndarray | None:
+    """Full-res ``(x, y)`` of library ``lib``'s spots under tissue / cells (``None``: cannot tell)."""
+    from ._library import spatial_coords, spatial_libraries
+
+    if "spatial" not in adata.obsm or adata.n_obs == 0:
+        return None
+    if library_key is not None:
+        if library_key not in adata.obs:
+            raise InputError(f"library_key '{library_key}' is not a column of adata.obs "
+                             f"(columns: {', '.join(map(str, adata.obs.columns))}).")
+        mine = adata.obs[library_key].astype(str).to_numpy() == lib
+    elif len(spatial_libraries(adata)) == 1:
+        mine = np.ones(adata.n_obs, dtype=bool)
+    else:
+        return None
+    if "in_tissue" in adata.obs:
+        mine &= adata.obs["in_tissue"].to_numpy().astype(int) == 1
+    return spatial_coords(adata)[mine] if mine.any() else None
+
+
 def segment_regions(adata, model, library_id: str | None = None, key_added: str = "regions", *,
                     image_key: str | None = None, pixel_size_um: float | None = None,
-                    adapt_norm: bool = True, copy: bool = False, **segment_kwargs):
+                    adapt_norm: bool = True, drop_empty_tissue: bool = True, library_key: str | None = None,
+                    copy: bool = False, **segment_kwargs):
     """Segment the tissue image of each library into anatomical regions.
 
     The image in ``adata.uns['spatial'][library_id]['images']`` (``hires`` preferred over
@@ -89,6 +110,15 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         Re-estimate the model's BatchNorm statistics on this image before segmenting
         (AdaBN; see :func:`topdown.seg.segment`). On by default here: these are real
         tissue images, where it closes much of the simulation-to-real gap.
+    drop_empty_tissue
+        Set pieces of detected tissue that hold none of the library's spots or cells to
+        ``outside`` (Visium fiducial marks, debris; see
+        :meth:`~topdown.seg.RegionMap.keep_tissue_at`). The points are ``obsm['spatial']``,
+        only spots with ``obs['in_tissue'] == 1`` where that column exists. With several
+        libraries in ``uns['spatial']`` this needs ``library_key``; without it nothing is
+        dropped.
+    library_key
+        ``obs`` column naming each observation's library (several sections in one AnnData).
     copy
         Return a modified copy instead of changing ``adata`` in place.
     **segment_kwargs
@@ -130,9 +160,14 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         if tuple(rmap.image_shape or ()) and tuple(rmap.image_shape) != tuple(image.shape[:2]):
             raise InputError(f"the region map covers an image of shape {tuple(rmap.image_shape)} but the "
                              f"'{key}' image of library '{lib}' is {tuple(image.shape[:2])}; segment that image.")
+        if drop_empty_tissue:
+            points = _library_points(adata, lib, library_key)
+            if points is not None:
+                rmap = rmap.keep_tissue_at(points * scalef)
         prov = _model_provenance(model, rmap)
         prov["parameters"] = {"library_id": lib, "image_key": key, "image_pixel_size_um": img_um,
-                              "scalef": scalef, "adapt_norm": bool(adapt_norm), **{k: v for k, v in segment_kwargs.items()
+                              "scalef": scalef, "adapt_norm": bool(adapt_norm),
+                              "drop_empty_tissue": bool(drop_empty_tissue), **{k: v for k, v in segment_kwargs.items()
                                                    if isinstance(v, (int, float, str, bool))}}
         stored = StoredRegions.from_regionmap(rmap, scalef, image_key=key, provenance=prov)
         new_store = store_entry(new_store, lib, stored)
