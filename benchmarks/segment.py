@@ -4,6 +4,7 @@ Run by hand (not a test):
 
     python benchmarks/segment.py                       # all parts, 2 threads
     python benchmarks/segment.py --data sims/sc        # time an epoch on a real SimDataset
+    python benchmarks/segment.py --skip-infer --precision fp32 bf16   # training speed only
     python benchmarks/segment.py --sizes 1024 4096 --image-px 2 --model-px 8
     python benchmarks/segment.py --history spinal_cord mouse_brain_coronal   # time to reach mIoU
 
@@ -79,7 +80,7 @@ def infer_child(args) -> None:
                       "map_shape": list(rmap.labels.shape), "probabilities": not args.no_probs}))
 
 
-def epoch_seconds(args) -> dict:
+def epoch_seconds(args, precision: str = "auto") -> dict:
     import torch
 
     import topdown as td
@@ -95,11 +96,12 @@ def epoch_seconds(args) -> dict:
     ds = td.sim.SimDataset(data)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    model = td.seg.train(ds, epochs=1, device="cpu", seed=0, progress=False, val_fraction=0.0)
+    model = td.seg.train(ds, epochs=1, device="cpu", seed=0, progress=False, val_fraction=0.0,
+                         precision=precision)
     dt = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
     cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
-    return {"dataset": str(data), "frames": len(ds), "frame_px": ds.size, "params": model.n_params(),
+    return {"precision": model.train_config["precision"], "dataset": str(data), "frames": len(ds), "frame_px": ds.size, "params": model.n_params(),
             "seconds_per_epoch": round(dt, 2), "seconds_per_frame": round(dt / len(ds), 4),
             "process_cpu_seconds": round(cpu, 1)}
 
@@ -129,8 +131,11 @@ def main() -> None:
     p.add_argument("--model-px", type=float, default=8.0, dest="model_px")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", default=None, help="SimDataset folder for the epoch timing")
+    p.add_argument("--precision", nargs="+", default=["fp32", "auto"], choices=("auto", "fp32", "bf16"),
+                   help="training precisions to time (default: fp32 and auto, i.e. bf16 where native)")
     p.add_argument("--no-probs", action="store_true", dest="no_probs")
     p.add_argument("--skip-train", action="store_true", dest="skip_train")
+    p.add_argument("--skip-infer", action="store_true", dest="skip_infer")
     p.add_argument("--history", nargs="+", default=None, metavar="MODEL",
                    help="only report training seconds to reach validation mIoU 0.5 / 0.7 / 0.85 "
                         "from these models' recorded histories (shipped names or checkpoints)")
@@ -149,8 +154,9 @@ def main() -> None:
         args.tmp = tmp
         print(json.dumps({"threads": args.threads, "image_px": args.image_px, "model_px": args.model_px}))
         if not args.skip_train:
-            print(json.dumps({"train": epoch_seconds(args)}), flush=True)
-        for size in args.sizes:
+            for precision in args.precision:
+                print(json.dumps({"train": epoch_seconds(args, precision)}), flush=True)
+        for size in [] if args.skip_infer else args.sizes:
             write_tiff(Path(tmp) / f"img_{size}.tif", size)
             cmd = [sys.executable, __file__, "--child", str(size), "--tmp", tmp, "--threads", str(args.threads),
                    "--image-px", str(args.image_px), "--model-px", str(args.model_px)]

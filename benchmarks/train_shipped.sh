@@ -20,6 +20,7 @@ N_TEST=${N_TEST:-40}
 SIZE=${SIZE:-128}
 EPOCHS=${EPOCHS:-30}
 DEVICE=${DEVICE:-auto}
+PRECISION=${PRECISION:-auto}   # auto: bf16 autocast where the CPU/GPU has it natively, else fp32
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-1}
 WIDTHS=${WIDTHS:-16,32,64,128,192}
@@ -60,7 +61,7 @@ for preset in "${PRESETS[@]}"; do
   topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N_TEST" --size "$SIZE" --pixel-size "$px" \
       --seed 2 --workers "$WORKERS" --out "$SIMS/${name}_test"
   topdown train --data "$SIMS/$name" --out "$WEIGHTS/$name.safetensors" --epochs "$EPOCHS" \
-      --widths "$WIDTHS" --device "$DEVICE" --threads "$THREADS" --seed 0 --name "$name" \
+      --widths "$WIDTHS" --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
       --orientation "$orient" ${CROP:+--crop "$CROP"}
   rm -f "$WEIGHTS/$name.safetensors.state.safetensors"   # resume state is not shipped
   python - "$WEIGHTS/$name" "$SIMS/${name}_test" <<'PY'

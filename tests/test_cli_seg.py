@@ -31,15 +31,18 @@ def test_train_writes_checkpoint_and_resumes(cli_model, capsys, tmp_path):
     meta = json.loads(cli_model.with_suffix(".json").read_text())
     assert meta["classes"] == ["cortex", "striatum"] and meta["seed"] == 2
     assert meta["metrics"]["epochs_done"] == 2 and "val_miou" in meta["metrics"]
+    assert meta["train_config"]["precision"] in ("fp32", "bf16")
     assert (cli_model.parent / "m.pt.state.safetensors").is_file()
     capsys.readouterr()
     code = main(["train", "--data", str(cli_model.parent / "ds"), "--out", str(cli_model), "--epochs", "3",
-                 "--batch-size", "4", "--widths", "8,16", "--device", "cpu", "--seed", "2", "--resume"])
+                 "--batch-size", "4", "--widths", "8,16", "--device", "cpu", "--seed", "2", "--resume",
+                 "--precision", "fp32"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["epochs"] == 3
     augment = json.loads(cli_model.with_suffix(".json").read_text())["train_config"]["augment"]
     assert augment["any_orientation"] is False and augment["rotate_deg"] == 30.0  # kept on --resume
+    assert json.loads(cli_model.with_suffix(".json").read_text())["train_config"]["precision"] == "fp32"
     assert td.seg.load(cli_model).orientation == "upright"
 
 

@@ -89,3 +89,27 @@ def test_orientation_rejects_unknown():
 
     with pytest.raises(InputError, match="'free' or 'upright'"):
         orientation_config("sideways")
+
+
+def test_elastic_upsampler_equals_cubic_zoom():
+    from scipy import ndimage as ndi
+
+    from topdown.seg.augment import _spline_upsampler
+
+    coarse = np.random.default_rng(0).normal(0, 4, (6, 6)).astype(np.float32)
+    up = _spline_upsampler(6, 96)
+    ref = ndi.zoom(coarse, 16, order=3, mode="nearest")
+    np.testing.assert_allclose(up @ coarse @ up.T, ref, atol=1e-4)
+
+
+def test_hue_jitter_keeps_grey_and_moves_colour():
+    from topdown.seg.augment import _hsv_jitter
+
+    grey = np.full((4, 4, 3), 0.6, np.float32)
+    pink = np.tile(np.array([0.9, 0.5, 0.8], np.float32), (4, 4, 1))
+    cfg = AugmentConfig(hue=0.1, saturation=(0.5, 0.5))
+    np.testing.assert_allclose(_hsv_jitter(grey, cfg, np.random.default_rng(1)), grey, atol=1e-5)
+    out = _hsv_jitter(pink, cfg, np.random.default_rng(1))
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    assert abs(float(out[0, 0] @ luma - pink[0, 0] @ luma)) < 1e-4  # brightness kept
+    assert np.ptp(out[0, 0]) < np.ptp(pink[0, 0])  # half the saturation

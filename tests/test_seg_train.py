@@ -130,6 +130,26 @@ def test_evaluate_locates_errors_at_boundaries(trained, toy_ds, monkeypatch):
         td.seg.evaluate(model, toy_ds, boundary_px=-1)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_both_precisions_learn(toy_ds, precision):
+    model = td.seg.train(toy_ds, epochs=6, batch_size=4, widths=SMALL, lr=1e-2, seed=1, device="cpu",
+                         precision=precision, progress=False)
+    hist = model.metrics["history"]
+    assert model.train_config["precision"] == precision
+    assert hist[-1]["loss"] < 0.8 * hist[0]["loss"]
+    assert all(p.is_contiguous() for p in model.parameters())  # channels-last only while training
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_precision_choice():
+    from topdown.seg.loop import bf16_is_native, pick_precision
+
+    assert pick_precision("auto", "cpu") == ("bf16" if bf16_is_native("cpu") else "fp32")
+    assert pick_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(InputError, match="precision must be one of auto, fp32, bf16"):
+        pick_precision("fp16", "cpu")
+
+
 def test_read_labels_matches_read_frame(toy_ds):
     from topdown.seg.data import read_frame, read_labels
 

@@ -41,6 +41,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="plain cross-entropy (default: weighted by sqrt(median frequency / frequency))")
     p.add_argument("--no-augment", action="store_true", dest="no_augment", help="random crops only")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="bf16 autocast, about 2x faster on CPUs with AVX512-BF16/AMX and recent GPUs "
+                        "(default auto: bf16 where the hardware has it, else fp32)")
     p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--name", default=None, help="model name (default: dataset name)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     model = train(args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   orientation=None if args.no_augment else args.orientation, class_balance=args.class_balance,
-                  device=args.device, seed=args.seed, resume=args.resume, name=args.name,
+                  device=args.device, precision=args.precision, seed=args.seed, resume=args.resume, name=args.name,
                   threads=args.threads, **kw)
     m = model.metrics
     summary = {"model": args.out, "classes": list(model.classes), "pixel_size_um": model.pixel_size_um,

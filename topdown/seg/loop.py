@@ -26,6 +26,38 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+#: training precisions: ``auto`` picks ``bf16`` where the hardware computes it natively
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_is_native(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 natively (CUDA with bf16, or a CPU with AVX512-BF16 / AMX)."""
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(bool(check()) for check in checks if check is not None)
+
+
+def pick_precision(precision: str, device: str) -> str:
+    """``"auto"`` -> ``"bf16"`` where :func:`bf16_is_native`, else ``"fp32"``; checks explicit requests.
+
+    bf16 autocast runs the convolutions in bfloat16 (weights, optimiser and loss stay float32):
+    on a 2-core AVX512-BF16 CPU a training step of the default U-Net takes 0.18 s instead
+    of 0.37 s (with channels-last memory). Without native support bf16 is emulated and slower.
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if bf16_is_native(device) else "fp32"
+    return precision
+
+
+def autocast(device: str, precision: str):
+    """Context manager running the forward pass in ``precision`` on ``device``."""
+    return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
+                          enabled=precision == "bf16")
+
+
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.5,
             class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy (ignoring label 255; optionally class-weighted) + ``dice_weight`` x
