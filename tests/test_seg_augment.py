@@ -103,13 +103,13 @@ def test_elastic_upsampler_equals_cubic_zoom():
 
 
 def test_hue_jitter_keeps_grey_and_moves_colour():
-    from topdown.seg.augment import _hsv_jitter
+    from topdown.seg.augment import _hue_saturation_jitter
 
     grey = np.full((4, 4, 3), 0.6, np.float32)
     pink = np.tile(np.array([0.9, 0.5, 0.8], np.float32), (4, 4, 1))
     cfg = AugmentConfig(hue=0.1, saturation=(0.5, 0.5))
-    np.testing.assert_allclose(_hsv_jitter(grey, cfg, np.random.default_rng(1)), grey, atol=1e-5)
-    out = _hsv_jitter(pink, cfg, np.random.default_rng(1))
+    np.testing.assert_allclose(_hue_saturation_jitter(grey, cfg, np.random.default_rng(1)), grey, atol=1e-5)
+    out = _hue_saturation_jitter(pink, cfg, np.random.default_rng(1))
     luma = np.array([0.299, 0.587, 0.114], np.float32)
     assert abs(float(out[0, 0] @ luma - pink[0, 0] @ luma)) < 1e-4  # brightness kept
     assert np.ptp(out[0, 0]) < np.ptp(pink[0, 0])  # half the saturation

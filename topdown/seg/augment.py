@@ -4,8 +4,8 @@ One call :func:`augment` turns a simulated frame (uint8 RGB + label mask) into a
 training crop: geometry (flips, 90° and free rotation, or upright within +/-30°; scale
 jitter, elastic warp; one resampling pass), stain jitter in HED space (H&E) or intensity
 gain (DAPI), hue/saturation jitter, gamma / brightness / contrast, Gaussian blur, JPEG
-compression and Gaussian noise. Every
-draw comes from the ``rng`` passed in, so a seed fixes the result.
+compression and Gaussian noise. Every draw comes from the ``rng`` passed in, so a seed
+fixes the result.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, 
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 
 
-def _hsv_jitter(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+def _hue_saturation_jitter(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Hue shift and saturation scaling, as one 3x3 colour matrix (a rotation and scaling of
     the YIQ chroma plane: the linear counterpart of an HSV hue/saturation jitter, 20x faster)."""
     theta = 2 * np.pi * rng.uniform(-cfg.hue, cfg.hue)
@@ -186,7 +186,7 @@ def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, si
         if cfg.hed_sigma > 0 or cfg.hed_bias > 0:
             img = _hed_jitter(img, cfg, rng)
         if cfg.hue > 0:
-            img = _hsv_jitter(img, cfg, rng)
+            img = _hue_saturation_jitter(img, cfg, rng)
         img = img + rng.uniform(-cfg.brightness, cfg.brightness)
     mean = img.mean()
     img = (img - mean) * rng.uniform(*cfg.contrast) + mean

@@ -201,7 +201,7 @@ class RegionMap:
         keep = np.zeros(n + 1, dtype=bool)
         keep[pieces[row[ok], col[ok]]] = True
         keep[0] = False
-        if n == 0 or not keep.any() or keep[1:].all():
+        if not keep.any() or keep[1:].all():
             return self
         drop = tissue & ~keep[pieces]
         labels = self.labels.copy()

@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import InputError
 from ..seg.regionmap import OUTSIDE, RegionMap
 from . import _overlap
-from ._library import scalefactors, spatial_coords, technology
+from ._library import library_column, scalefactors, spatial_coords, technology
 from ._regions_store import StoredRegions, load_store
 
 Mode = Literal["auto", "disk", "centroid", "polygon"]
@@ -271,10 +271,7 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
     stores = _as_stores(adata, regions, regions_key)
     # observation -> library
     if library_key is not None:
-        if library_key not in adata.obs:
-            raise InputError(f"library_key '{library_key}' is not a column of adata.obs "
-                             f"(columns: {list(adata.obs.columns)[:20]}).")
-        lib_cat = pd.Categorical(adata.obs[library_key].astype(str))
+        lib_cat = pd.Categorical(library_column(adata, library_key))
         obs_lib = lib_cat.codes
         present = [str(c) for c in lib_cat.categories[np.unique(obs_lib)]]
         missing = sorted(set(present) - set(stores))

@@ -33,6 +33,14 @@ def spatial_coords(adata) -> np.ndarray:
     return xy
 
 
+def library_column(adata, library_key: str) -> np.ndarray:
+    """``obs[library_key]`` as strings: the library of each observation (checked to exist)."""
+    if library_key not in adata.obs:
+        raise InputError(f"library_key '{library_key}' is not a column of adata.obs "
+                         f"(columns: {list(adata.obs.columns)[:20]}).")
+    return adata.obs[library_key].astype(str).to_numpy()
+
+
 def spatial_libraries(adata) -> dict:
     sp = adata.uns.get("spatial")
     if not isinstance(sp, dict) or not sp:

@@ -10,7 +10,14 @@ import numpy as np
 from .._version import __version__
 from ..errors import InputError
 from ..seg.regionmap import RegionMap
-from ._library import fullres_um_per_px, pick_image, resolve_libraries
+from ._library import (
+    fullres_um_per_px,
+    library_column,
+    pick_image,
+    resolve_libraries,
+    spatial_coords,
+    spatial_libraries,
+)
 from ._regions_store import StoredRegions, store_entry
 
 
@@ -59,17 +66,16 @@ def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
     return prov
 
 
-def _library_points(adata, lib: str, library_key: str | None) -> np.ndarray | None:
-    """Full-res ``(x, y)`` of library ``lib``'s spots under tissue / cells (``None``: cannot tell)."""
-    from ._library import spatial_coords, spatial_libraries
+def _library_points(adata, lib: str, obs_libraries: np.ndarray | None) -> np.ndarray | None:
+    """Full-res ``(x, y)`` of library ``lib``'s spots under tissue / cells (``None``: cannot tell).
 
+    ``obs_libraries`` is each observation's library (``obs[library_key]``), or ``None``:
+    then every observation belongs to ``lib`` if it is the only library, else it cannot be told.
+    """
     if "spatial" not in adata.obsm or adata.n_obs == 0:
         return None
-    if library_key is not None:
-        if library_key not in adata.obs:
-            raise InputError(f"library_key '{library_key}' is not a column of adata.obs "
-                             f"(columns: {', '.join(map(str, adata.obs.columns))}).")
-        mine = adata.obs[library_key].astype(str).to_numpy() == lib
+    if obs_libraries is not None:
+        mine = obs_libraries == lib
     elif len(spatial_libraries(adata)) == 1:
         mine = np.ones(adata.n_obs, dtype=bool)
     else:
@@ -140,6 +146,7 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
     >>> adata.uns["regions"]["classes"]  # doctest: +SKIP
     """
     libs = resolve_libraries(adata, library_id)
+    obs_libraries = library_column(adata, library_key) if drop_empty_tissue and library_key is not None else None
     new_store = adata.uns.get(key_added)
     for lib in libs:
         key, image, scalef = pick_image(adata, lib, image_key)
@@ -161,7 +168,7 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
             raise InputError(f"the region map covers an image of shape {tuple(rmap.image_shape)} but the "
                              f"'{key}' image of library '{lib}' is {tuple(image.shape[:2])}; segment that image.")
         if drop_empty_tissue:
-            points = _library_points(adata, lib, library_key)
+            points = _library_points(adata, lib, obs_libraries)
             if points is not None:
                 rmap = rmap.keep_tissue_at(points * scalef)
         prov = _model_provenance(model, rmap)
