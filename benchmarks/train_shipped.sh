@@ -39,7 +39,8 @@ fi
 # thin regions (central canal, mitral cell layer, perineurium) were 1-4 px wide.
 # mouse_brain_coronal stays at 40 um/px x 128 px: a 20 um/px model scored higher on
 # simulations (0.734 vs 0.653) but called much of the real Visium cortex thalamus
-# (benchmarks/visium_markers.py: Nrgn AUROC 0.77 vs 0.86). cortex_laminar: 16 um/px x 128.
+# (benchmarks/visium_markers.py: Nrgn AUROC 0.77 vs 0.86). cortex_laminar: 16 um/px x 128
+# (2 mm fields: the whole depth of the cortex, layers told apart by nuclear density).
 declare -A PX=( [mouse_brain_coronal]=40 [spinal_cord]=8 [sciatic_nerve]=6 [olfactory_bulb]=8 [cortex_laminar]=16 )
 declare -A FRAME=( [mouse_brain_coronal]=128 [spinal_cord]=256 [sciatic_nerve]=256 [olfactory_bulb]=256
                    [cortex_laminar]=128 )

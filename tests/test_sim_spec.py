@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import pytest
 import yaml
@@ -47,6 +48,34 @@ def test_presets_listed_and_classes():
         assert len(spec.sources) >= 3, f"{name} must record its published sources"
         assert all(r.populations for r in spec.regions), f"{name}: every region needs nuclei"
 
+
+
+def _nuclear_area_fraction(region) -> tuple[float, float]:
+    """Lowest and highest share of the section covered by nuclei in ``region``."""
+    def nucleus_area_mm2(population) -> float:
+        return math.pi * (population.diameter_um / 2.0) ** 2 * 1e-6
+
+    lo = sum(p.density[0] * nucleus_area_mm2(p) for p in region.populations)
+    hi = sum(p.density[1] * nucleus_area_mm2(p) for p in region.populations)
+    return lo, hi
+
+
+def test_cortex_layers_alternate_in_nuclear_density():
+    """Adjacent cortical layers never overlap in how much of the section their nuclei cover.
+
+    Cell-sparse layer 1, dense layer 2, sparser layer 3, dense granular layer 4, sparse
+    large-cell layer 5, dense layer 6, sparse white matter: whatever densities a frame
+    draws, each layer keeps its place in this order, so the laminae stay visible.
+    """
+    spec = td.sim.load_preset("cortex_laminar")
+    fractions = [_nuclear_area_fraction(r) for r in spec.regions]
+    assert [r.name for r in spec.regions] == CLASSES["cortex_laminar"]
+    for i, ((lo_a, hi_a), (lo_b, hi_b)) in enumerate(zip(fractions[:-1], fractions[1:], strict=True)):
+        denser_below = i % 2 == 0            # layer 1 < layer 2 > layer 3 < layer 4 > ...
+        if denser_below:
+            assert hi_a < lo_b, (spec.regions[i].name, fractions[i], fractions[i + 1])
+        else:
+            assert lo_a > hi_b, (spec.regions[i].name, fractions[i], fractions[i + 1])
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_yaml_round_trip(name, tmp_path):
