@@ -7,7 +7,7 @@ independent check of a model's map:
 - ``Nrgn`` (neurogranin) is high in the telencephalon (cortex, hippocampus) and low in the
   thalamus and hypothalamus: its AUROC for "telencephalon vs diencephalon" spots says how
   well the model separates the two (0.5 = chance);
-- ``Plp1`` / ``Mbp`` (myelin) are higher in fibre tracts than in the cortex;
+- ``Plp1`` (myelin) is higher in fibre tracts than in the cortex;
 - ``Ttr`` (choroid plexus) is higher in ventricle spots than elsewhere.
 
 Run by hand (not a test), with shipped names or checkpoint paths:
@@ -31,14 +31,12 @@ DIENCEPHALON = ("thalamus", "hypothalamus")
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve of ``score`` for ``positive`` (Mann-Whitney U / n1 n0)."""
-    from scipy.stats import rankdata
+    """Area under the ROC curve of ``score`` for ``positive`` (``None`` if one side is empty)."""
+    from sklearn.metrics import roc_auc_score
 
-    n1, n0 = int(positive.sum()), int((~positive).sum())
-    if n1 == 0 or n0 == 0:
+    if positive.all() or not positive.any():
         return None
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return float(roc_auc_score(positive, score))
 
 
 def marker_scores(model: str, outs: Path, adapt_norm: bool = True) -> dict:

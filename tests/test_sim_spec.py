@@ -49,7 +49,6 @@ def test_presets_listed_and_classes():
         assert all(r.populations for r in spec.regions), f"{name}: every region needs nuclei"
 
 
-
 def _nuclear_area_fraction(region) -> tuple[float, float]:
     """Lowest and highest share of the section covered by nuclei in ``region``."""
     def nucleus_area_mm2(population) -> float:
@@ -76,6 +75,7 @@ def test_cortex_layers_alternate_in_nuclear_density():
             assert hi_a < lo_b, (spec.regions[i].name, fractions[i], fractions[i + 1])
         else:
             assert lo_a > hi_b, (spec.regions[i].name, fractions[i], fractions[i + 1])
+
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_yaml_round_trip(name, tmp_path):
