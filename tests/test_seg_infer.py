@@ -267,16 +267,32 @@ def test_dapi_tissue_keeps_dark_gaps_between_nuclei():
     assert tm is not None and not tm[100, 190] and tm[100, 10] and 0.55 < tm.mean() < 0.8
 
 
-def test_shipped_models_load_by_name():
+@pytest.fixture(scope="module")
+def shipped_models():
+    """``{name: model}`` of every shipped model (skips where the checkout has none)."""
     names = td.seg.available_models()
     if not names:
         pytest.skip("no shipped weights in this checkout")
-    for name in names:
-        m = td.seg.load(name)
+    return {name: td.seg.load(name) for name in names}
+
+
+def test_shipped_models_load_by_name(shipped_models):
+    for name, m in shipped_models.items():
         assert m.name == name and m.pixel_size_um and len(m.classes) >= 2
         assert m.weights_sha256 and m.metrics.get("epochs_done")
         r = td.seg.segment(np.full((40, 40, 3), 240, np.uint8), m, pixel_size_um=m.pixel_size_um)
         assert r.labels.shape == (40, 40) and r.tissue_fraction() == 0.0  # blank glass
+
+
+def test_shipped_models_match_their_presets(shipped_models):
+    """A preset edited without retraining its model leaves stale weights: catch it here."""
+    for name, m in shipped_models.items():
+        preset = name.removesuffix(f"_{m.modality}") if m.modality != "he" else name
+        spec = td.sim.load_preset(preset)
+        assert tuple(m.classes) == tuple(spec.classes), name
+        assert m.spec_hash == spec.hash(), (
+            f"{name} was trained on another version of the {preset} preset: retrain it "
+            f"(benchmarks/train_shipped.sh {preset})")
 
 
 def test_tissue_detector_abstains_without_glass():
