@@ -287,7 +287,7 @@ def test_shipped_models_load_by_name(shipped_models):
 def test_shipped_models_match_their_presets(shipped_models):
     """A preset edited without retraining its model leaves stale weights: catch it here."""
     for name, m in shipped_models.items():
-        preset = name.removesuffix(f"_{m.modality}") if m.modality != "he" else name
+        preset = name.removesuffix(f"_{m.modality}")  # mouse_brain_coronal_dapi -> mouse_brain_coronal
         spec = td.sim.load_preset(preset)
         assert tuple(m.classes) == tuple(spec.classes), name
         assert m.spec_hash == spec.hash(), (
