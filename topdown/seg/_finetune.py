@@ -21,7 +21,7 @@ from .augment import AugmentConfig, augment
 from .checkpoint import load
 from .image import open_image
 from .infer import _resolve_factor
-from .loop import IGNORE, lr_at, pick_device
+from .loop import IGNORE, lr_at, optimiser_step, pick_device
 from .resample import map_shape, resample_array, resample_tile
 
 #: fine-tuning adapts to the real images: flips, 90° turns and mild colour jitter only
@@ -181,12 +181,7 @@ def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr:
         if not bool((y != IGNORE).any()):
             continue
         loss = torch.nn.functional.cross_entropy(tuned(x), y, ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        pb.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
-        pb.update(1)
+        optimiser_step(opt, loss, losses, pb, window=10)
     pb.close()
     tuned.cpu().eval()
     tuned.weights_sha256 = None

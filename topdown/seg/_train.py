@@ -28,6 +28,7 @@ from .loop import (
     loss_fn,
     lr_at,
     make_batch,
+    optimiser_step,
     pick_device,
     pick_precision,
 )
@@ -205,13 +206,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
             x, y = x.to(device, memory_format=torch.channels_last), y.to(device)
             with autocast(device, precision):
                 logits = model(x)
-            loss = loss_fn(logits.float(), y, dice_weight, class_weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            pb.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            pb.update(1)
+            optimiser_step(opt, loss_fn(logits.float(), y, dice_weight, class_weights), losses, pb)
         model.eval()
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 3)}
         if len(val_idx):

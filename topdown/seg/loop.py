@@ -77,6 +77,18 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.5
     return ce + dice_weight * (1 - dice[present].mean())
 
 
+def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, losses: list[float], bar,
+                   window: int = 20) -> None:
+    """Back-propagate ``loss`` and step ``opt``; append the loss to ``losses`` and show the
+    mean of the last ``window`` on the progress ``bar``."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    losses.append(float(loss.detach()))
+    bar.set_postfix(loss=f"{np.mean(losses[-window:]):.3f}")
+    bar.update(1)
+
+
 def balanced_class_weights(counts: np.ndarray, max_weight: float = 10.0) -> np.ndarray:
     """Cross-entropy weights from label pixel counts: ``sqrt(median frequency / frequency)``.
 
