@@ -39,7 +39,7 @@ fi
 # canal, mitral cell layer) were 1-4 px wide. sciatic_nerve at 2 um/px (512 um fields): its
 # perineurium is 8-20 um thick, 1-3 px at the preset's 6 um/px (1,200 frames, mIoU on 200
 # seed-3 frames: 0.79 at 6, 0.83 at 3, 0.84 at 2 um/px; 0.85 with N=2000; a 5 um/px bulb
-# was no better than 8).
+# was no better than 8; the bulb gains from frames: N=1200 0.793, 2000 0.819, 3000 0.828 held-out).
 # mouse_brain_coronal stays at 40 um/px x 128 px: a 20 um/px model scored higher on
 # simulations (0.734 vs 0.653) but called much of the real Visium cortex thalamus
 # (benchmarks/visium_markers.py: Nrgn AUROC 0.77 vs 0.86). cortex_laminar: 16 um/px x 128
