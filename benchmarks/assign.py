@@ -159,7 +159,6 @@ def geopandas_cells(n):
 
 
 def topdown_disks(n):
-
     d = HD_BIN_UM / HD_UM_PER_PX
     return _timed_assign(make_adata(n, d), "disk")
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ..errors import InputError
 from .augment import AugmentConfig, augment
@@ -77,7 +78,7 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.5
     return ce + dice_weight * (1 - dice[present].mean())
 
 
-def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, losses: list[float], bar,
+def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, losses: list[float], bar: tqdm,
                    window: int = 20) -> None:
     """Back-propagate ``loss`` and step ``opt``; append the loss to ``losses`` and show the
     mean of the last ``window`` on the progress ``bar``."""
