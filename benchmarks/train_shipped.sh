@@ -8,6 +8,7 @@
 #   MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # -> mouse_brain_coronal_dapi
 #   SIZE=256 PIXEL_SIZE=20 CROP=128 bash benchmarks/train_shipped.sh mouse_brain_coronal
 #   ORIENTATION=free bash benchmarks/train_shipped.sh spinal_cord   # override the preset's orientation
+#   N=3000 EPOCHS=40 FINISH_EPOCHS=10 bash benchmarks/train_shipped.sh olfactory_bulb   # + a 10-epoch finish
 #
 # Each preset: N simulated frames (SIZE px at the pixel size below unless SIZE / PIXEL_SIZE
 # are set; CROP px training crops, see CROPS below), a held-out test simulation with another
@@ -28,6 +29,12 @@ MODALITY=${MODALITY:-he}
 PIXEL_SIZE=${PIXEL_SIZE:-}
 CROP=${CROP:-}
 SIMS=${SIMS:-sims}
+# optional finish: FINISH_EPOCHS more epochs warm-started (`topdown train --init`) from the
+# trained weights, on whole frames (FINISH_CROP, default the frame size: more context per
+# crop), without class balancing (the balanced run over-predicts thin classes) at FINISH_LR
+FINISH_EPOCHS=${FINISH_EPOCHS:-0}
+FINISH_LR=${FINISH_LR:-3e-4}
+FINISH_CROP=${FINISH_CROP:-}
 WEIGHTS=${WEIGHTS:-topdown/seg/weights}   # another folder to try a recipe without replacing the shipped file
 PRESETS=("$@")
 if [ ${#PRESETS[@]} -eq 0 ]; then
@@ -39,7 +46,8 @@ fi
 # canal, mitral cell layer) were 1-4 px wide. sciatic_nerve at 2 um/px (512 um fields): its
 # perineurium is 8-20 um thick, 1-3 px at the preset's 6 um/px (1,200 frames, mIoU on 200
 # seed-3 frames: 0.79 at 6, 0.83 at 3, 0.84 at 2 um/px; 0.85 with N=2000; a 5 um/px bulb
-# was no better than 8; the bulb gains from frames: N=1200 0.793, 2000 0.819, 3000 0.828 held-out).
+# was no better than 8; the bulb gains from frames: N=1200 0.793, 2000 0.819, 3000 0.828 held-out,
+# and from FINISH_EPOCHS=10: 0.848).
 # mouse_brain_coronal stays at 40 um/px x 128 px: a 20 um/px model scored higher on
 # simulations (0.734 vs 0.653) but called much of the real Visium cortex thalamus
 # (benchmarks/visium_markers.py: Nrgn AUROC 0.77 vs 0.86). cortex_laminar: 16 um/px x 128
@@ -74,9 +82,17 @@ for preset in "${PRESETS[@]}"; do
       --seed 1 --workers "$WORKERS" --out "$SIMS/$name"
   topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N_TEST" --size "$size" --pixel-size "$px" \
       --seed 2 --workers "$WORKERS" --out "$SIMS/${name}_test"
-  topdown train --data "$SIMS/$name" --out "$WEIGHTS/$name.safetensors" --epochs "$EPOCHS" \
+  trained="$WEIGHTS/$name.safetensors"
+  if [ "$FINISH_EPOCHS" -gt 0 ]; then trained="$SIMS/$name.base.safetensors"; fi
+  topdown train --data "$SIMS/$name" --out "$trained" --epochs "$EPOCHS" \
       --widths "$WIDTHS" --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
       --orientation "$orient" --crop "$crop"
+  if [ "$FINISH_EPOCHS" -gt 0 ]; then
+    topdown train --data "$SIMS/$name" --init "$trained" --out "$WEIGHTS/$name.safetensors" \
+        --epochs "$FINISH_EPOCHS" --lr "$FINISH_LR" --crop "${FINISH_CROP:-$size}" --no-class-balance \
+        --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
+        --orientation "$orient"
+  fi
   rm -f "$WEIGHTS/$name.safetensors.state.safetensors"   # resume state is not shipped
   python - "$WEIGHTS/$name" "$SIMS/${name}_test" <<'PY'
 import json, sys

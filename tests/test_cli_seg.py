@@ -46,6 +46,21 @@ def test_train_writes_checkpoint_and_resumes(cli_model, capsys, tmp_path):
     assert td.seg.load(cli_model).orientation == "upright"
 
 
+def test_train_warm_starts_from_a_checkpoint(cli_model, capsys, tmp_path):
+    out = tmp_path / "warm.pt"
+    code = main(["train", "--data", str(cli_model.parent / "ds"), "--out", str(out), "--init", str(cli_model),
+                 "--epochs", "1", "--batch-size", "4", "--lr", "1e-4", "--device", "cpu", "--no-class-balance"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 1
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["train_config"]["init"]["source"] == str(cli_model)
+    assert meta["widths"] == [8, 16]  # the starting checkpoint's architecture
+    assert td.seg.load(out).orientation == "upright"  # kept from the starting model
+    assert main(["train", "--data", str(cli_model.parent / "ds"), "--out", str(out), "--init", "no_such_model",
+                 "--epochs", "1"]) == 2
+    assert "no_such_model" in capsys.readouterr().err
+
+
 def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
     img, _ = toy_frame(np.random.default_rng(5), 60)
     Image.fromarray(img).save(tmp_path / "img.png")

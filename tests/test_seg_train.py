@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import topdown as td
-from topdown.errors import DataFileError, InputError
+from topdown.errors import DataFileError, InputError, OutputError
 
 CLASSES = ["cortex", "striatum"]
 SMALL = (8, 16, 24)
@@ -201,6 +201,28 @@ def test_same_seed_same_model(toy_ds):
     a, b = td.seg.train(toy_ds, **kw), td.seg.train(toy_ds, **kw)
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_warm_start_continues_from_the_given_weights(trained, toy_ds, tmp_path):
+    model, out = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    warm = td.seg.train(toy_ds, out=tmp_path / "warm.pt", init=out, epochs=1, batch_size=4, lr=1e-3,
+                        widths=(8, 16), seed=2, device="cpu", progress=False)
+    cold = td.seg.train(toy_ds, epochs=1, batch_size=4, lr=1e-3, widths=SMALL, seed=2, device="cpu",
+                        progress=False)
+    assert warm.net.widths == model.net.widths  # the checkpoint's architecture, not widths=
+    assert warm.metrics["val_miou"] > cold.metrics["val_miou"] + 0.1
+    assert len(warm.metrics["history"]) == 1 and warm.seed == 2
+    assert warm.train_config["init"]["weights_sha256"] == model.weights_sha256
+    assert td.seg.load(tmp_path / "warm.pt").train_config["init"]["source"] == str(out)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the starting model is not trained in place
+    with pytest.raises(OutputError, match="overwrite the input"):
+        td.seg.train(toy_ds, out=out, init=out, epochs=1)
+    with pytest.raises(InputError, match="not both"):
+        td.seg.train(toy_ds, out=tmp_path / "x.pt", init=out, resume=True, epochs=1)
+    with pytest.raises(InputError, match="cortex"):
+        td.seg.train(toy_ds, init=td.seg.SegModel(["a", "b"], pixel_size_um=4.0, widths=SMALL), epochs=1)
 
 
 def test_train_bad_input(tmp_path, toy_ds):

@@ -48,6 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--name", default=None, help="model name (default: dataset name)")
     p.add_argument("--resume", action="store_true", help="continue from --out and its training state")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="warm start from these weights (checkpoint or shipped name) with a fresh schedule")
     p.set_defaults(func=run)
     return p
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     model = train(args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   orientation=None if args.no_augment else args.orientation, class_balance=args.class_balance,
-                  device=args.device, precision=args.precision, seed=args.seed, resume=args.resume, name=args.name,
+                  device=args.device, precision=args.precision, seed=args.seed, resume=args.resume, init=args.init, name=args.name,
                   threads=args.threads, **kw)
     m = model.metrics
     summary = {"model": args.out, "classes": list(model.classes), "pixel_size_um": model.pixel_size_um,

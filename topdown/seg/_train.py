@@ -5,11 +5,13 @@ optimises cross-entropy + soft Dice with AdamW on a cosine learning-rate schedul
 scores the held-out validation frames (mIoU). After every epoch the checkpoint and the
 resumable training state are written atomically, so ``resume=True`` continues from the
 last finished epoch and reproduces an uninterrupted run (every epoch's randomness is a
-function of ``(seed, epoch)``).
+function of ``(seed, epoch)``). ``init=`` instead starts a new run from trained weights
+(a warm start: fresh optimiser and schedule, e.g. a short low-learning-rate finish).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -65,7 +67,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
           val_fraction: float = 0.1, widths: tuple[int, ...] = DEFAULT_WIDTHS, norm: str = "batch",
           augment: bool | AugmentConfig = True, orientation: str | None = None, dice_weight: float = 0.5,
           class_balance: bool = True, device: str = "auto", precision: str = "auto",
-          seed: int = 0, resume: bool = False, name: str | None = None,
+          seed: int = 0, resume: bool = False, init: str | os.PathLike | SegModel | None = None, name: str | None = None,
           threads: int | None = None, progress: bool = True) -> SegModel:
     """Train a region-segmentation U-Net on simulated frames.
 
@@ -108,6 +110,12 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         Fixes initialisation, split, crops and augmentation.
     resume
         Continue from ``out`` and its training state.
+    init
+        Warm start: begin from these weights (SegModel, shipped model name or checkpoint
+        path; its classes must be the dataset's) with a fresh optimiser and learning-rate
+        schedule, e.g. a few low-``lr`` epochs on top of a trained model. The architecture
+        is the checkpoint's (``widths`` and ``norm`` are ignored), and so is the orientation
+        unless ``orientation`` is given (as with ``resume``).
     name
         Model name (default: the dataset name).
     threads
@@ -134,9 +142,11 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     if epochs < 1:
         raise InputError(f"epochs must be >= 1, got {epochs}")
     if out is not None:
-        out = output_file(out, inputs=())
+        out = output_file(out, inputs=(init,) if isinstance(init, (str, os.PathLike)) else ())
     if resume and out is None:
         raise InputError("resume=True needs out= (the checkpoint to continue).")
+    if resume and init is not None:
+        raise InputError("give resume=True (continue a run) or init= (start a new run from weights), not both.")
     device = pick_device(device)
     precision = pick_precision(precision, device)
     if threads:
@@ -167,17 +177,32 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         model.to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         info = load_state(out, opt, model)
-        if orientation is None and cfg is not None and model.orientation == "upright":
-            cfg = orientation_config("upright", cfg)  # resume keeps the run's orientation
-            config["augment"] = cfg.to_dict()
         start_epoch, history = int(info["epoch"]) + 1, list(info.get("history", []))
+        if "init" in model.train_config:
+            config["init"] = model.train_config["init"]  # a resumed warm start still says where it began
         log.info("resuming %s at epoch %d/%d", out, start_epoch + 1, epochs)
+    elif init is not None:
+        model = copy.deepcopy(load(init, classes=classes)).to(device)  # the caller's model stays as it is
+        if model.modality != modality:
+            raise InputError(f"init model '{model.name}' reads {model.modality} images but the dataset is "
+                             f"{modality}; warm-start from a model of the same modality.")
+        model.pixel_size_um = px
+        config["init"] = {"source": str(getattr(model, "source", None) or init),
+                          "weights_sha256": getattr(model, "weights_sha256", None)}
+        model.name = name or model.name
+        model.seed = seed
+        model.spec_hash = getattr(ds, "spec_hash", None) or model.spec_hash
+        model.metrics = {}
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     else:
         model = SegModel(classes, colors=dict(getattr(ds, "colors", {}) or {}), pixel_size_um=px,
                          modality=modality, widths=tuple(widths), norm=norm,
                          spec_hash=getattr(ds, "spec_hash", None) or None,
                          name=name or getattr(ds, "name", None) or None, seed=seed).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if (resume or init is not None) and orientation is None and cfg is not None and model.orientation == "upright":
+        cfg = orientation_config("upright", cfg)  # a resumed or warm-started run keeps the model's orientation
+        config["augment"] = cfg.to_dict()
     model.train_config = config
     model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
     frames = _Frames(ds, px)
