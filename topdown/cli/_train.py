@@ -10,6 +10,7 @@ Examples:
   topdown simulate --preset spinal_cord --n 400 --size 128 --pixel-size 16 --out sims/sc
   topdown train --data sims/sc --out models/sc.pt --epochs 30
   topdown train --data sims/sc --out models/sc.pt --epochs 60 --resume   # continue / extend
+  topdown train --data sims/sc --out models/sc2.pt --init models/sc.pt --epochs 10 --lr 3e-4   # warm start
 
 The checkpoint is a safetensors file (whatever the extension) with a .json metadata file
 beside it (classes, colours, pixel size, spec hash, seed, validation metrics), plus
@@ -70,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     model = train(args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   orientation=None if args.no_augment else args.orientation, class_balance=args.class_balance,
-                  device=args.device, precision=args.precision, seed=args.seed, resume=args.resume, init=args.init, name=args.name,
-                  threads=args.threads, **kw)
+                  device=args.device, precision=args.precision, seed=args.seed, resume=args.resume,
+                  init=args.init, name=args.name, threads=args.threads, **kw)
     m = model.metrics
     summary = {"model": args.out, "classes": list(model.classes), "pixel_size_um": model.pixel_size_um,
                "epochs": m.get("epochs_done"), "final_loss": m.get("final_loss"),

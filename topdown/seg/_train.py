@@ -67,8 +67,8 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
           val_fraction: float = 0.1, widths: tuple[int, ...] = DEFAULT_WIDTHS, norm: str = "batch",
           augment: bool | AugmentConfig = True, orientation: str | None = None, dice_weight: float = 0.5,
           class_balance: bool = True, device: str = "auto", precision: str = "auto",
-          seed: int = 0, resume: bool = False, init: str | os.PathLike | SegModel | None = None, name: str | None = None,
-          threads: int | None = None, progress: bool = True) -> SegModel:
+          seed: int = 0, resume: bool = False, init: str | os.PathLike | SegModel | None = None,
+          name: str | None = None, threads: int | None = None, progress: bool = True) -> SegModel:
     """Train a region-segmentation U-Net on simulated frames.
 
     Parameters
@@ -115,7 +115,8 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         path; its classes must be the dataset's) with a fresh optimiser and learning-rate
         schedule, e.g. a few low-``lr`` epochs on top of a trained model. The architecture
         is the checkpoint's (``widths`` and ``norm`` are ignored), and so is the orientation
-        unless ``orientation`` is given (as with ``resume``).
+        unless ``orientation`` is given (as with ``resume``); the pixel size and spec hash
+        become the dataset's.
     name
         Model name (default: the dataset name).
     threads
@@ -188,7 +189,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
                              f"{modality}; warm-start from a model of the same modality.")
         model.pixel_size_um = px
         config["init"] = {"source": str(getattr(model, "source", None) or init),
-                          "weights_sha256": getattr(model, "weights_sha256", None)}
+                          "weights_sha256": model.weights_sha256}
         model.name = name or model.name
         model.seed = seed
         model.spec_hash = getattr(ds, "spec_hash", None) or model.spec_hash
