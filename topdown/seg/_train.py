@@ -170,18 +170,15 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
               "dataset": str(getattr(ds, "path", "")), "dataset_seed": getattr(ds, "seed", None)}
     torch.manual_seed(seed)
     start_epoch, history = 0, []
-    if resume and state_path(out).is_file():
+    resuming = resume and state_path(out).is_file()
+    if resuming:
         model = load(out, classes=classes)
         if model.spec_hash and getattr(ds, "spec_hash", None) and model.spec_hash != ds.spec_hash:
             raise InputError(f"'{out}' was trained on another spec (hash {model.spec_hash[:12]} vs "
                              f"{ds.spec_hash[:12]}); resume with the same --data or drop --resume.")
         model.to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        info = load_state(out, opt, model)
-        start_epoch, history = int(info["epoch"]) + 1, list(info.get("history", []))
         if "init" in model.train_config:
             config["init"] = model.train_config["init"]  # a resumed warm start still says where it began
-        log.info("resuming %s at epoch %d/%d", out, start_epoch + 1, epochs)
     elif init is not None:
         model = copy.deepcopy(load(init, classes=classes)).to(device)  # the caller's model stays as it is
         if model.modality != modality:
@@ -194,14 +191,17 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         model.seed = seed
         model.spec_hash = getattr(ds, "spec_hash", None) or model.spec_hash
         model.metrics = {}
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     else:
         model = SegModel(classes, colors=dict(getattr(ds, "colors", {}) or {}), pixel_size_um=px,
                          modality=modality, widths=tuple(widths), norm=norm,
                          spec_hash=getattr(ds, "spec_hash", None) or None,
                          name=name or getattr(ds, "name", None) or None, seed=seed).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    if (resume or init is not None) and orientation is None and cfg is not None and model.orientation == "upright":
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if resuming:
+        info = load_state(out, opt, model)
+        start_epoch, history = int(info["epoch"]) + 1, list(info.get("history", []))
+        log.info("resuming %s at epoch %d/%d", out, start_epoch + 1, epochs)
+    if (resuming or init is not None) and orientation is None and cfg is not None and model.orientation == "upright":
         cfg = orientation_config("upright", cfg)  # a resumed or warm-started run keeps the model's orientation
         config["augment"] = cfg.to_dict()
     model.train_config = config

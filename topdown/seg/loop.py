@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..errors import InputError
 from .augment import AugmentConfig, augment
+
+if TYPE_CHECKING:
+    from tqdm.auto import tqdm
 
 #: label ignored by the loss (pixels warped in from outside a frame; unlabelled pixels)
 IGNORE = 255
