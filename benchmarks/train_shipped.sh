@@ -8,7 +8,7 @@
 #   MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # -> mouse_brain_coronal_dapi
 #   SIZE=256 PIXEL_SIZE=20 CROP=128 bash benchmarks/train_shipped.sh mouse_brain_coronal
 #   ORIENTATION=free bash benchmarks/train_shipped.sh spinal_cord   # override the preset's orientation
-#   N=3000 EPOCHS=40 FINISH_EPOCHS=10 bash benchmarks/train_shipped.sh olfactory_bulb   # + a 10-epoch finish
+#   N=3000 EPOCHS=40 FINISH_EPOCHS=16 bash benchmarks/train_shipped.sh olfactory_bulb   # + a 16-epoch finish
 #
 # Each preset: N simulated frames (SIZE px at the pixel size below unless SIZE / PIXEL_SIZE
 # are set; CROP px training crops, see CROPS below), a held-out test simulation with another
@@ -47,7 +47,7 @@ fi
 # perineurium is 8-20 um thick, 1-3 px at the preset's 6 um/px (1,200 frames, mIoU on 200
 # seed-3 frames: 0.79 at 6, 0.83 at 3, 0.84 at 2 um/px; 0.85 with N=2000; a 5 um/px bulb
 # was no better than 8; the bulb gains from frames: N=1200 0.793, 2000 0.819, 3000 0.828 held-out,
-# and from FINISH_EPOCHS=10: 0.848).
+# and from a finish: FINISH_EPOCHS=10 0.848, 16 0.852).
 # mouse_brain_coronal stays at 40 um/px x 128 px: a 20 um/px model scored higher on
 # simulations (0.734 vs 0.653) but called much of the real Visium cortex thalamus
 # (benchmarks/visium_markers.py: Nrgn AUROC 0.77 vs 0.86). cortex_laminar: 16 um/px x 128
