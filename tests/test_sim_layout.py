@@ -253,3 +253,22 @@ def test_rows_lining_hugs_the_boundary():
     centre = sec.regions["wall"].centroid
     r = np.hypot(c["x_um"] - centre.x, c["y_um"] - centre.y)
     assert len(c) > 50 and (r <= 150.5).all() and (r > 140).mean() > 0.95
+
+
+def test_fascicles_are_bundles_free_of_nuclei():
+    spec = td.sim.TissueSpec.from_dict({
+        "name": "striatum_patch", "variation": {"whole": 1.0, "rotation_deg": 0, "scale": 1, "warp_um": 0,
+                                                "asymmetry": 0, "edge_cut": 0, "pixel_size_jitter": 0},
+        "artefacts": {"tears": 0, "folds": 0},
+        "regions": [{"name": "striatum", "geometry": {"type": "ellipse", "radii": [600, 600]},
+                     "background": {"texture": "fascicles"},
+                     "populations": [{"name": "msn", "density": 3000}]}]})
+    sec = td.sim.layout(spec, 0, size=128, pixel_size_um=10.0)
+    bundles = np.asarray(sec.params["objects"]["striatum"])
+    assert len(bundles) > 10 and (bundles[:, 2] >= 20 - 1e-6).all() and (bundles[:, 2] <= 60 + 1e-6).all()
+    cover = sum(np.pi * r ** 2 for r in bundles[:, 2]) / sec.regions["striatum"].area
+    assert 0.1 < cover < 0.3  # about a fifth of the region
+    c = sec.cells
+    d = np.hypot(c["x_um"].to_numpy()[:, None] - bundles[:, 0], c["y_um"].to_numpy()[:, None] - bundles[:, 1])
+    assert len(c) > 500 and ((d / bundles[:, 2]).min(axis=1) >= 1.0).all()
+

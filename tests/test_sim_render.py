@@ -157,3 +157,25 @@ def test_lesion_changes_the_stroma_only_inside_it():
     factor = sick.params["lesion"]["eosin_factor"]
     # eosin_factor > 1 absorbs more: less light transmitted inside the lesion
     assert (a[inside, :3].mean() < b[inside, :3].mean()) == (factor > 1)
+
+
+def test_fascicle_bundles_render_paler_than_their_grey_matter():
+    import topdown as td
+    from topdown.sim.blender.textures import bundle_weight, slab_texture
+
+    spec = td.sim.TissueSpec.from_dict({
+        "name": "basal_ganglia", "variation": {"whole": 1.0, "pixel_size_jitter": 0},
+        "regions": [{"name": "thalamus", "geometry": {"type": "ellipse", "radii": [600, 600]}},
+                    {"name": "striatum", "geometry": {"type": "ellipse", "center": [250, 0], "radii": [300, 400]},
+                     "background": {"texture": "fascicles"}}]})
+    sec = td.sim.layout(spec, 1, size=128, pixel_size_um=10.0)
+    labels = td.sim.region_mask(sec)
+    striatum = labels == sec.label_of("striatum")
+    weight = bundle_weight(sec, "striatum", labels.shape)
+    assert weight.max() == 1.0 and (weight[labels > 0] > 0).sum() >= (weight > 0).sum() * 0.9
+    assert not bundle_weight(sec, "thalamus", labels.shape).any()  # neuropil has no bundles
+    for modality, paler in (("he", True), ("dapi", False)):
+        tex = slab_texture(sec, labels, modality, np.random.default_rng(0))[..., :3].mean(axis=-1)
+        bundle, grey = tex[striatum & (weight == 1.0)].mean(), tex[striatum & (weight == 0.0)].mean()
+        # H&E: bundles absorb less (more light through); DAPI: myelin glows more
+        assert bundle > grey * (1.05 if paler else 1.2), (modality, bundle, grey)

@@ -19,6 +19,10 @@ from .geometry import pack_circles
 from .spec import PatternSpec, PopulationSpec
 
 _MM2 = 1e6  # µm² per mm²
+#: bundles of a ``fascicles`` background: myelinated fibre bundles 40-120 µm across, cut
+#: across, covering a fifth of the region (the pencil fibres of the caudate-putamen,
+#: Paxinos & Franklin 2019)
+FASCICLES = PatternSpec(type="rings", object_diameter_um=(40.0, 120.0), object_fraction=0.2)
 
 
 def uniform_points(geom: BaseGeometry, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -94,6 +98,11 @@ def ring_objects(geom: BaseGeometry, pat: PatternSpec, rng: np.random.Generator)
         return np.empty((0, 3))
     c = np.array([[d.centroid.x, d.centroid.y, math.sqrt(d.area / np.pi)] for d in discs])
     return c
+
+
+def fascicle_objects(geom: BaseGeometry, rng: np.random.Generator) -> np.ndarray:
+    """Fibre bundles ``(x, y, r)`` crossing a region whose background is ``fascicles``."""
+    return ring_objects(geom, FASCICLES, rng)
 
 
 def _rings(geom, n, pat: PatternSpec, rng, objects: np.ndarray):

@@ -335,6 +335,8 @@ def _sample_cells(spec, regions, shapes, region_style, rng, params):
         ring_pops = [p for p in r.populations if p.pattern.type == "rings"]
         if ring_pops and not geom.is_empty:
             objects[r.name] = _cells.ring_objects(geom, ring_pops[0].pattern, rng)
+        elif r.background.texture == "fascicles" and not geom.is_empty:
+            objects[r.name] = _cells.fascicle_objects(geom, rng)  # bundles hold no nuclei
         for pop in r.populations:
             key = f"{r.name}/{pop.name}"
             density = float(rng.uniform(*pop.density))

@@ -26,7 +26,7 @@ import yaml
 from ..errors import DataFileError, SpecError
 
 MODALITIES = ("he", "dapi")
-TEXTURES = ("neuropil", "fibres", "adipose", "loose", "none")
+TEXTURES = ("neuropil", "fibres", "fascicles", "adipose", "loose", "none")
 FIBRE_ORIENTATIONS = ("none", "fixed", "random", "tangential", "radial")
 ORIENTATIONS = ("random", "fixed", "fibres", "radial", "tangential")
 PATTERNS = ("uniform", "clustered", "rows", "rings")
@@ -234,7 +234,11 @@ class PopulationSpec(_Spec):
 class BackgroundSpec(_Spec):
     """Appearance of a region between nuclei (goes to ``Section.region_style``).
 
-    ``tissue: false`` marks a labelled hole (ventricle, central canal): no stain.
+    ``texture``: ``neuropil`` (grey matter), ``fibres`` (myelinated tracts, along
+    ``fibre_orientation``), ``fascicles`` (grey matter crossed by pale myelinated bundles cut
+    across, e.g. the striatum's pencil fibres; the bundles hold no nuclei), ``adipose``,
+    ``loose`` (connective tissue) or ``none``. ``tissue: false`` marks a labelled hole
+    (ventricle, central canal): no stain.
     """
 
     eosin: tuple[float, float] = _f("range", (0.4, 0.6), lo=0.0, hi=1.0)

@@ -23,8 +23,13 @@ NUCLEUS_OD = 1.6
 #: background haematoxylin by texture when the style gives none: grey-matter neuropil is
 #: basophilic (Nissl substance, glial processes) and looks lilac; myelinated fibre tracts and
 #: fat take almost none and look pink / white.
-HEMATOXYLIN_BACKGROUND = {"neuropil": 0.22, "fibres": 0.015, "adipose": 0.0, "fat": 0.0,
-                          "loose": 0.03, "none": 0.02}
+HEMATOXYLIN_BACKGROUND = {"neuropil": 0.22, "fibres": 0.015, "fascicles": 0.22, "adipose": 0.0,
+                          "fat": 0.0, "loose": 0.03, "none": 0.02}
+#: a ``fascicles`` bundle against its grey matter: eosin density, haematoxylin (as fibre
+#: tracts) and autofluorescence (myelin glows more)
+BUNDLE_EOSIN = 0.6
+BUNDLE_HEMATOXYLIN = 0.015
+BUNDLE_GLOW = 1.6
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -56,6 +61,26 @@ def _cells(rng, shape, cell_px: float) -> np.ndarray:
     d, _ = cKDTree(pts).query(np.c_[yy.ravel(), xx.ravel()], k=2)
     gap = (d[:, 1] - d[:, 0]).reshape(h, w)
     return np.exp(-(gap / max(0.6, cell_px * 0.06)) ** 2).astype(np.float32)
+
+
+def bundle_weight(section, name: str, shape: tuple[int, int]) -> np.ndarray:
+    """0..1 cover of region ``name``'s fibre bundles per pixel (soft 1 px edge).
+
+    The bundles are the ``(x, y, r)`` discs in µm that the layout drew for a ``fascicles``
+    background (``section.params["objects"][name]``); none gives zeros.
+    """
+    weight = np.zeros(shape, np.float32)
+    px = float(section.pixel_size_um)
+    for x, y, r in (section.params.get("objects") or {}).get(name, []):
+        cx, cy, rp = x / px, y / px, r / px
+        r0, r1 = max(0, int(cy - rp - 1)), min(shape[0], int(cy + rp + 2))
+        c0, c1 = max(0, int(cx - rp - 1)), min(shape[1], int(cx + rp + 2))
+        if r0 >= r1 or c0 >= c1:
+            continue
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        d = np.hypot(xx + 0.5 - cx, yy + 0.5 - cy)
+        np.maximum(weight[r0:r1, c0:c1], np.clip(rp - d + 0.5, 0.0, 1.0), out=weight[r0:r1, c0:c1])
+    return weight
 
 
 def style_of(section, name: str) -> dict[str, Any]:
@@ -138,6 +163,11 @@ def slab_texture(section, labels: np.ndarray, modality: str, rng: np.random.Gene
         h0 = st.get("hematoxylin", HEMATOXYLIN_BACKGROUND.get(kind, 0.04))
         hema[sel] = float(h0) * (1.0 + 0.3 * fine[sel])
         glow[sel] = float(st.get("autofluorescence", 0.05)) * np.clip(1.0 + 0.6 * tex[sel], 0, 3)
+        if kind == "fascicles":  # pale bundles, cut across, in the grey matter
+            b = bundle_weight(section, name, (h, w))[sel]
+            density[sel] *= 1.0 + (BUNDLE_EOSIN - 1.0) * b
+            hema[sel] = hema[sel] * (1.0 - b) + BUNDLE_HEMATOXYLIN * b
+            glow[sel] *= 1.0 + (BUNDLE_GLOW - 1.0) * b
     _apply_lesion(section, labels, density, glow)
     if fold_mask is not None and fold_mask.any():
         density[fold_mask] *= 2.0
