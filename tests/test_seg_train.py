@@ -303,8 +303,8 @@ def test_adapt_batchnorm_takes_the_image_statistics(trained):
 
     model, _ = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    image = np.full((40, 40, 3), (120, 60, 150), np.uint8)
-    rmap = td.seg.segment(image, model, pixel_size_um=4.0, tissue=False, adapt_norm=True)
+    image = np.full((80, 80, 3), (120, 60, 150), np.uint8)
+    rmap = td.seg.segment(image, model, pixel_size_um=model.pixel_size_um, tissue=False, adapt_norm=True)
     assert rmap.meta["params"]["adapt_norm"] is True
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -318,3 +318,13 @@ def test_adapt_batchnorm_takes_the_image_statistics(trained):
         expected = conv((x - adapted.mean) / adapted.std).mean(dim=(0, 2, 3))
     assert torch.allclose(bn.running_mean, expected, atol=1e-4)
     assert not torch.allclose(bn.running_mean, model.net.down[0][1].running_mean, atol=1e-3)
+
+
+def test_adapt_norm_is_skipped_on_images_too_small_for_statistics(trained):
+    model, _ = trained
+    image = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    with pytest.warns(UserWarning, match="adapt_norm skipped.*40 x 40 px"):
+        small = td.seg.segment(image, model, pixel_size_um=model.pixel_size_um, tissue=False, adapt_norm=True)
+    plain = td.seg.segment(image, model, pixel_size_um=model.pixel_size_um, tissue=False)
+    assert small.meta["params"]["adapt_norm"] is False
+    assert np.array_equal(small.labels, plain.labels)

@@ -28,6 +28,9 @@ from .tissue import tissue_mask
 
 #: on detected tissue, ``outside`` needs at least this probability (else the best region wins)
 OUTSIDE_CONFIDENT = 0.8
+#: ``adapt_norm`` needs at least this many model pixels a side: a smaller map reaches the
+#: network's deepest BatchNorm layers as a few pixels, too few to estimate statistics from
+ADAPT_MIN_PX = 64
 
 
 @lru_cache(maxsize=8)
@@ -201,6 +204,9 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         hippocampus, fibre tracts and hypothalamus. On simulations there is no gap to
         close: whole simulated sections change by under 0.01 mIoU, single 128 px frames
         lose 0.1. :func:`topdown.tl.segment_regions` (real data) turns it on by default.
+        Skipped, with a warning, for images under :data:`ADAPT_MIN_PX` model pixels a side
+        (e.g. a 500 µm MERFISH crop at 16 µm/px); ``meta["params"]["adapt_norm"]`` says
+        whether it ran.
     progress
         Show a progress bar over tiles.
 
@@ -230,6 +236,14 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         thumb, step = src.thumbnail()
         tmask = tissue_mask(thumb, model.modality, pixel_size_um=step * img_px if img_px else None)
         tstep = step * factor
+    if adapt_norm and min(H, W) < ADAPT_MIN_PX:
+        import warnings
+
+        warnings.warn(f"adapt_norm skipped: the image is only {H} x {W} px at the model's "
+                      f"{model.pixel_size_um} µm/px, too small to re-estimate BatchNorm statistics "
+                      f"(needs {ADAPT_MIN_PX} px a side); segmenting with the training statistics",
+                      UserWarning, stacklevel=2)
+        adapt_norm = False
     if adapt_norm:
         from .adapt import adapt_to_image
 
