@@ -290,7 +290,8 @@ a second model for the mouse brain, `mouse_brain_coronal_dapi`, trained only on 
 DAPI simulations of the same preset at 16 µm/px (4 mm fields of view, held-out mIoU 0.70).
 At that scale single nuclei blur into nuclear density: the packed CA and dentate cell
 layers shine, ventricles are dark slits, cortex is denser than thalamus. The model places a
-region by what lies around it, so it wants a few mm of section.
+region by what lies around it, so it wants a few mm of section, upright (dorsal up, as
+`model.orientation` says): rotate a section that is not.
 
 First a whole simulated section, whose true regions we know; then the real Vizgen MERFISH
 mouse brain crop in `../shared/data` (500 x 450 µm, DAPI, 0.11 µm/px), where every
