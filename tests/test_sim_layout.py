@@ -271,4 +271,3 @@ def test_fascicles_are_bundles_free_of_nuclei():
     c = sec.cells
     d = np.hypot(c["x_um"].to_numpy()[:, None] - bundles[:, 0], c["y_um"].to_numpy()[:, None] - bundles[:, 1])
     assert len(c) > 500 and ((d / bundles[:, 2]).min(axis=1) >= 1.0).all()
-

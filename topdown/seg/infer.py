@@ -15,6 +15,7 @@ tissue unless the model is confident of ``outside``.
 from __future__ import annotations
 
 import os
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -237,8 +238,6 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         tmask = tissue_mask(thumb, model.modality, pixel_size_um=step * img_px if img_px else None)
         tstep = step * factor
     if adapt_norm and min(H, W) < ADAPT_MIN_PX:
-        import warnings
-
         warnings.warn(f"adapt_norm skipped: the image is only {H} x {W} px at the model's "
                       f"{model.pixel_size_um} µm/px, too small to re-estimate BatchNorm statistics "
                       f"(needs {ADAPT_MIN_PX} px a side); segmenting with the training statistics",
