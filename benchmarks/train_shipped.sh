@@ -95,7 +95,7 @@ for preset in "${PRESETS[@]}"; do
         --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
         --orientation "$orient"
   fi
-  rm -f "$WEIGHTS/$name.safetensors.state.safetensors"   # resume state is not shipped
+  rm -f "$WEIGHTS/$name.safetensors.state.safetensors" "$SIMS/$name.base.safetensors.state.safetensors"   # resume state is not shipped
   python - "$WEIGHTS/$name" "$SIMS/${name}_test" <<'PY'
 import json, sys
 import topdown as td

@@ -77,6 +77,9 @@ def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
     code = main(["segment", str(tmp_path / "img.png"), "--model", str(cli_model), "--pixel-size", "2",
                  "--out", str(out), "--labels", str(lab), "--labels-full", "--adapt-norm"])
     assert code == 0 and np.asarray(Image.open(lab)).shape == (60, 60)
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    # the 30 x 30 px map is too small for AdaBN: one line, in the CLI's own format
+    assert len(warned) == 1 and warned[0].startswith("topdown segment: warning: adapt_norm skipped")
 
 
 @pytest.mark.parametrize("argv, needle", [

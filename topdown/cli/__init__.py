@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
+import warnings
+from collections.abc import Iterator
 
 from .._version import __version__
 from ..errors import TopdownError
@@ -34,6 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Print user warnings as ``topdown COMMAND: warning: message`` (one line, no source line).
+
+    Python's default format names the file and line that warned and repeats that line of
+    code: noise for someone at a shell. Other categories (``FutureWarning``,
+    ``DeprecationWarning``) keep the default format, for the developers they are meant for.
+    """
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, UserWarning):
+            return default(message, category, filename, lineno, file, line)
+        kind = "" if category is UserWarning else f" ({category.__name__})"
+        text = " ".join(str(message).split())
+        print(f"topdown {command}: warning{kind}: {text}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = default
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``topdown`` command; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -43,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        code = args.func(args)
+        with one_line_warnings(args.command):
+            code = args.func(args)
     except TopdownError as exc:
         print(f"topdown {args.command}: error: {exc}", file=sys.stderr)
         return 2
