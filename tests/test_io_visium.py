@@ -157,8 +157,11 @@ def test_segment_regions_scale_and_provenance(visium_outs, monkeypatch):
     prov = st["provenance"]
     assert prov["model_argument"] == "fake_model" and prov["model"] == "fake" and prov["weights_sha256"] == "abc"
     assert prov["topdown_version"] == td.__version__ and prov["parameters"]["image_key"] == "lowres"
-    # real tissue image: BatchNorm statistics adapted to it by default, and recorded
-    assert seen["kw"]["adapt_norm"] is True and prov["parameters"]["adapt_norm"] is True
+    # AdaBN is opt-in (it made the shipped brain model worse on this section), and recorded
+    assert seen["kw"]["adapt_norm"] is False and prov["parameters"]["adapt_norm"] is False
+    td.tl.segment_regions(a, "fake_model", adapt_norm=True)
+    assert seen["kw"]["adapt_norm"] is True
+    assert a.uns["regions"]["libraries"][LIB]["provenance"]["parameters"]["adapt_norm"] is True
     gj = json.loads(st["geojson"])
     xs = np.array(gj["features"][0]["geometry"]["coordinates"][0])[:, 0]
     assert xs.min() == pytest.approx(30 * 4 / sf["tissue_lowres_scalef"])  # full-res pixels

@@ -271,3 +271,14 @@ def test_fascicles_are_bundles_free_of_nuclei():
     c = sec.cells
     d = np.hypot(c["x_um"].to_numpy()[:, None] - bundles[:, 0], c["y_um"].to_numpy()[:, None] - bundles[:, 1])
     assert len(c) > 500 and ((d / bundles[:, 2]).min(axis=1) >= 1.0).all()
+
+
+def test_brain_striatum_is_a_region_not_a_sliver():
+    """The caudate-putamen (about 1 mm² a side at this level) must not be drawn over by the
+    cortex: it once lost all but 0.03-0.08 mm² per hemisphere to the amygdalar cortex."""
+    spec = _spec("mouse_brain_coronal")
+    spec.variation.hemisection = 0.0
+    for seed in range(4):
+        sec = td.sim.layout(spec, seed, size=128, pixel_size_um=90.0)
+        per_side_mm2 = sec.regions["striatum"].area / 1e6 / 2
+        assert per_side_mm2 > 0.2, f"seed {seed}: striatum {per_side_mm2:.2f} mm² per hemisphere"

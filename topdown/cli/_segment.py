@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="do not veto the model with the glass/tissue detector")
     p.add_argument("--adapt-norm", action="store_true", dest="adapt_norm",
                    help="test-time adaptation: BatchNorm statistics from this image (AdaBN; no labels); "
-                        "recommended for real whole-section images")
+                        "try it when the image's colours are far from the simulations'")
     p.add_argument("--tile", type=int, default=512, metavar="PX", help="tile side in model pixels (default 512)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="default cpu")
     p.set_defaults(func=run)

@@ -200,11 +200,13 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     adapt_norm
         Test-time adaptation: first re-estimate the network's BatchNorm statistics on
         random windows of this image (AdaBN, see :mod:`topdown.seg.adapt`; no labels; the
-        model passed in is not changed). Use it on real whole-section images: on the
-        real Visium mouse brain it turns a cortex/thalamus blob into recognisable
-        hippocampus, fibre tracts and hypothalamus. On simulations there is no gap to
-        close: whole simulated sections change by under 0.01 mIoU, single 128 px frames
-        lose 0.1. :func:`topdown.tl.segment_regions` (real data) turns it on by default.
+        model passed in is not changed). Try it when a real image's colours and contrast
+        are far from the simulations'. On the real Visium mouse brain, scored by marker
+        genes over four views of the section (``benchmarks/visium_markers.py``), it left
+        the session-10 brain model where it was and made the current one worse (dorsal
+        cortex called thalamus), so it is off by default, here and in
+        :func:`topdown.tl.segment_regions`. On simulations there is no gap to close:
+        whole simulated sections change by under 0.01 mIoU, single 128 px frames lose 0.1.
         Skipped, with a warning, for images under :data:`ADAPT_MIN_PX` model pixels a side
         (e.g. a 500 µm MERFISH crop at 16 µm/px); ``meta["params"]["adapt_norm"]`` says
         whether it ran.

@@ -87,7 +87,7 @@ def _library_points(adata, lib: str, obs_libraries: np.ndarray | None) -> np.nda
 
 def segment_regions(adata, model, library_id: str | None = None, key_added: str = "regions", *,
                     image_key: str | None = None, pixel_size_um: float | None = None,
-                    adapt_norm: bool = True, drop_empty_tissue: bool = True, library_key: str | None = None,
+                    adapt_norm: bool = False, drop_empty_tissue: bool = True, library_key: str | None = None,
                     copy: bool = False, **segment_kwargs):
     """Segment the tissue image of each library into anatomical regions.
 
@@ -114,8 +114,9 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         µm per *image* pixel, overriding the value derived from the scalefactors.
     adapt_norm
         Re-estimate the model's BatchNorm statistics on this image before segmenting
-        (AdaBN; see :func:`topdown.seg.segment`). On by default here: these are real
-        tissue images, where it closes much of the simulation-to-real gap.
+        (AdaBN; see :func:`topdown.seg.segment`, which says when it helps). Off by
+        default: on the real Visium mouse brain it made the shipped model call the dorsal
+        cortex thalamus.
     drop_empty_tissue
         Set pieces of detected tissue that hold none of the library's spots or cells to
         ``outside`` (Visium fiducial marks, debris; see
