@@ -55,14 +55,15 @@ SCORES = ("nrgn_auroc_telencephalon_vs_diencephalon", "plp1_auroc_fibre_tracts_v
 
 
 def mirror(adata) -> None:
-    """Mirror the section left-right in place: every image of ``uns['spatial']`` and the
-    spots' full-resolution x (``x' = W / scalef - x`` for an image W px wide)."""
-    for lib in adata.uns["spatial"].values():
-        images, scalef = lib["images"], lib["scalefactors"]
-        for kind, image in images.items():
-            images[kind] = np.ascontiguousarray(np.asarray(image)[:, ::-1])
-        kind = "hires" if "hires" in images else "lowres"
-        width_full = images[kind].shape[1] / float(scalef[f"tissue_{kind}_scalef"])
+    """Mirror the (single-library) section left-right in place: every image of
+    ``uns['spatial']`` and the spots' full-resolution x (``x' = W / scalef - x`` for an
+    image W px wide)."""
+    (lib,) = adata.uns["spatial"].values()
+    images, scalef = lib["images"], lib["scalefactors"]
+    for kind, image in images.items():
+        images[kind] = np.ascontiguousarray(np.asarray(image)[:, ::-1])
+    kind = "hires" if "hires" in images else "lowres"
+    width_full = images[kind].shape[1] / float(scalef[f"tissue_{kind}_scalef"])
     xy = np.asarray(adata.obsm["spatial"], dtype=float).copy()
     xy[:, 0] = width_full - xy[:, 0]
     adata.obsm["spatial"] = xy
@@ -74,13 +75,12 @@ def white_balance(adata, glass_white: float = 240.0) -> None:
     from scipy import ndimage as ndi
 
     from topdown.seg.tissue import tissue_mask
+    from topdown.tl._segment_regions import _as_uint8_rgb  # the conversion segment_regions applies
 
     for lib in adata.uns["spatial"].values():
         images = lib["images"]
         for kind, image in images.items():
-            rgb = np.asarray(image)[..., :3]
-            if rgb.dtype != np.uint8:
-                rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+            rgb = _as_uint8_rgb(image)
             tissue = tissue_mask(rgb, "he")
             if tissue is None:  # no glass in view: nothing to balance against
                 continue
