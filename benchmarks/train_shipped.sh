@@ -6,7 +6,7 @@
 #   bash benchmarks/train_shipped.sh spinal_cord     # one preset
 #   N=400 EPOCHS=30 DEVICE=cuda bash benchmarks/train_shipped.sh
 #   MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # -> mouse_brain_coronal_dapi
-#   SIZE=256 PIXEL_SIZE=20 CROP=128 bash benchmarks/train_shipped.sh mouse_brain_coronal
+#   SIZE=128 PIXEL_SIZE=40 CROP=128 WIDTHS=16,32,64,128,192 bash benchmarks/train_shipped.sh mouse_brain_coronal   # the 40 um/px recipe of sessions 4-11
 #   ORIENTATION=free bash benchmarks/train_shipped.sh spinal_cord   # override the preset's orientation
 #   N=3000 EPOCHS=40 FINISH_EPOCHS=16 bash benchmarks/train_shipped.sh olfactory_bulb   # + a 16-epoch finish
 #
@@ -24,7 +24,7 @@ DEVICE=${DEVICE:-auto}
 PRECISION=${PRECISION:-auto}   # auto: bf16 autocast where the CPU/GPU has it natively, else fp32
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-1}
-WIDTHS=${WIDTHS:-16,32,64,128,192}
+WIDTHS=${WIDTHS:-}   # U-Net channels per level (default: NET below)
 MODALITY=${MODALITY:-he}
 PIXEL_SIZE=${PIXEL_SIZE:-}
 CROP=${CROP:-}
@@ -48,15 +48,22 @@ fi
 # seed-3 frames: 0.79 at 6, 0.83 at 3, 0.84 at 2 um/px; 0.85 with N=2000; a 5 um/px bulb
 # was no better than 8; the bulb gains from frames: N=1200 0.793, 2000 0.819, 3000 0.828 held-out,
 # and from a finish: FINISH_EPOCHS=10 0.848, 16 0.852).
-# mouse_brain_coronal stays at 40 um/px x 128 px: a 20 um/px model scored higher on
-# simulations (0.734 vs 0.653) but called much of the real Visium cortex thalamus
-# (benchmarks/visium_markers.py: Nrgn AUROC 0.77 vs 0.86). cortex_laminar: 16 um/px x 128
+# mouse_brain_coronal at 20 um/px on whole 256 px frames (5 mm fields) with a sixth U-Net
+# level: a 5-level net at 20 um/px on 128 px crops scored higher on simulations than at
+# 40 um/px (0.734 vs 0.653) but called much of the real Visium cortex thalamus (Nrgn AUROC
+# 0.77): its receptive field spans half as many mm. The sixth level and whole-frame crops
+# give it back the 40 um/px model's context with twice the resolution (held-out 0.774 at
+# 40 um/px -> 0.845 with FINISH_EPOCHS=4; benchmarks/visium_markers.py Nrgn 0.861 -> 0.928).
+# cortex_laminar: 16 um/px x 128
 # (2 mm fields: the whole depth of the cortex, layers told apart by nuclear density).
-declare -A PX=( [mouse_brain_coronal]=40 [spinal_cord]=8 [sciatic_nerve]=2 [olfactory_bulb]=8 [cortex_laminar]=16 )
-declare -A FRAME=( [mouse_brain_coronal]=128 [spinal_cord]=256 [sciatic_nerve]=256 [olfactory_bulb]=256
+declare -A PX=( [mouse_brain_coronal]=20 [spinal_cord]=8 [sciatic_nerve]=2 [olfactory_bulb]=8 [cortex_laminar]=16 )
+declare -A FRAME=( [mouse_brain_coronal]=256 [spinal_cord]=256 [sciatic_nerve]=256 [olfactory_bulb]=256
                    [cortex_laminar]=128 )
-declare -A CROPS=( [mouse_brain_coronal]=128 [spinal_cord]=128 [sciatic_nerve]=128 [olfactory_bulb]=128
+declare -A CROPS=( [mouse_brain_coronal]=256 [spinal_cord]=128 [sciatic_nerve]=128 [olfactory_bulb]=128
                    [cortex_laminar]=128 )
+FIVE_LEVELS=16,32,64,128,192
+declare -A NET=( [mouse_brain_coronal]=16,32,64,128,192,256 [spinal_cord]=$FIVE_LEVELS
+                 [sciatic_nerve]=$FIVE_LEVELS [olfactory_bulb]=$FIVE_LEVELS [cortex_laminar]=$FIVE_LEVELS )
 # fluorescence (DAPI) models see the section's nuclear density at 16 um/px (256 px frames =
 # 4 mm fields, 128 px = 2 mm training crops): enough context to tell brain regions apart.
 # At 4 um/px (512 um fields) a model could not (held-out mIoU 0.23): inside such a field the
@@ -75,8 +82,11 @@ for preset in "${PRESETS[@]}"; do
   px=${PX[$preset]}
   size=${SIZE:-${FRAME[$preset]}}
   crop=${CROP:-${CROPS[$preset]}}
+  widths=${WIDTHS:-${NET[$preset]}}
   name=$preset
-  if [ "$MODALITY" = dapi ]; then px=$DAPI_PX; size=${SIZE:-$DAPI_SIZE}; crop=${CROP:-128}; name=${preset}_dapi; fi
+  if [ "$MODALITY" = dapi ]; then
+    px=$DAPI_PX; size=${SIZE:-$DAPI_SIZE}; crop=${CROP:-128}; widths=${WIDTHS:-$FIVE_LEVELS}; name=${preset}_dapi
+  fi
   orient=${ORIENT[$preset]}
   if [ -n "$PIXEL_SIZE" ]; then px=$PIXEL_SIZE; fi
   if [ -n "$ORIENTATION" ]; then orient=$ORIENTATION; fi
@@ -87,7 +97,7 @@ for preset in "${PRESETS[@]}"; do
   trained="$WEIGHTS/$name.safetensors"
   if [ "$FINISH_EPOCHS" -gt 0 ]; then trained="$SIMS/$name.base.safetensors"; fi
   topdown train --data "$SIMS/$name" --out "$trained" --epochs "$EPOCHS" \
-      --widths "$WIDTHS" --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
+      --widths "$widths" --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
       --orientation "$orient" --crop "$crop"
   if [ "$FINISH_EPOCHS" -gt 0 ]; then
     topdown train --data "$SIMS/$name" --init "$trained" --out "$WEIGHTS/$name.safetensors" \
