@@ -61,9 +61,8 @@ declare -A FRAME=( [mouse_brain_coronal]=256 [spinal_cord]=256 [sciatic_nerve]=2
                    [cortex_laminar]=128 )
 declare -A CROPS=( [mouse_brain_coronal]=256 [spinal_cord]=128 [sciatic_nerve]=128 [olfactory_bulb]=128
                    [cortex_laminar]=128 )
-FIVE_LEVELS=16,32,64,128,192
-declare -A NET=( [mouse_brain_coronal]=16,32,64,128,192,256 [spinal_cord]=$FIVE_LEVELS
-                 [sciatic_nerve]=$FIVE_LEVELS [olfactory_bulb]=$FIVE_LEVELS [cortex_laminar]=$FIVE_LEVELS )
+FIVE_LEVELS=16,32,64,128,192   # every other preset, and the DAPI models
+declare -A NET=( [mouse_brain_coronal]=16,32,64,128,192,256 )
 # fluorescence (DAPI) models see the section's nuclear density at 16 um/px (256 px frames =
 # 4 mm fields, 128 px = 2 mm training crops): enough context to tell brain regions apart.
 # At 4 um/px (512 um fields) a model could not (held-out mIoU 0.23): inside such a field the
@@ -82,7 +81,7 @@ for preset in "${PRESETS[@]}"; do
   px=${PX[$preset]}
   size=${SIZE:-${FRAME[$preset]}}
   crop=${CROP:-${CROPS[$preset]}}
-  widths=${WIDTHS:-${NET[$preset]}}
+  widths=${WIDTHS:-${NET[$preset]:-$FIVE_LEVELS}}
   name=$preset
   if [ "$MODALITY" = dapi ]; then
     px=$DAPI_PX; size=${SIZE:-$DAPI_SIZE}; crop=${CROP:-128}; widths=${WIDTHS:-$FIVE_LEVELS}; name=${preset}_dapi

@@ -89,13 +89,15 @@ def white_balance(adata, glass_white: float = 240.0) -> None:
             images[kind] = np.clip(rgb * gain, 0, 255).round().astype(np.uint8)
 
 
-def marker_scores(model: str, outs: Path, adapt_norm: bool = False, mirrored: bool = False,
+def marker_scores(model: str, section, adapt_norm: bool = False, mirrored: bool = False,
                   balanced: bool = False) -> dict:
+    """Segment a copy of ``section`` (the Visium AnnData, left as it is) in one view and
+    score the map by marker genes."""
     import scanpy as sc
 
     import topdown as td
 
-    adata = td.io.read_visium(outs)
+    adata = section.copy()
     if mirrored:
         mirror(adata)
     if balanced:
@@ -133,11 +135,14 @@ def main() -> None:
     os.environ.setdefault("TOPDOWN_NO_PROGRESS", "1")
     if not Path(args.outs).is_dir():
         raise SystemExit(f"no Visium outs folder at {args.outs}; pass --outs")
+    import topdown as td
+
+    section = td.io.read_visium(Path(args.outs))  # read once; each view segments a copy
     views = {"scanned": VIEWS["scanned"]} if args.single else VIEWS
     for model in args.models:
         rows = []
         for mirrored, balanced in views.values():
-            rows.append(marker_scores(model, Path(args.outs), args.adapt_norm, mirrored, balanced))
+            rows.append(marker_scores(model, section, args.adapt_norm, mirrored, balanced))
             print(json.dumps(rows[-1]), flush=True)
         if len(rows) > 1:
             summary = {"model": model, "views": list(views)}

@@ -157,7 +157,7 @@ def test_segment_regions_scale_and_provenance(visium_outs, monkeypatch):
     prov = st["provenance"]
     assert prov["model_argument"] == "fake_model" and prov["model"] == "fake" and prov["weights_sha256"] == "abc"
     assert prov["topdown_version"] == td.__version__ and prov["parameters"]["image_key"] == "lowres"
-    # AdaBN is opt-in (it made the shipped brain model worse on this section), and recorded
+    # AdaBN is opt-in (on the real brain section it helped one model and harmed another), and recorded
     assert seen["kw"]["adapt_norm"] is False and prov["parameters"]["adapt_norm"] is False
     td.tl.segment_regions(a, "fake_model", adapt_norm=True)
     assert seen["kw"]["adapt_norm"] is True
