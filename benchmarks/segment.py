@@ -7,12 +7,14 @@ Run by hand (not a test):
     python benchmarks/segment.py --skip-infer --precision fp32 bf16   # training speed only
     python benchmarks/segment.py --sizes 1024 4096 --image-px 2 --model-px 8
     python benchmarks/segment.py --history spinal_cord mouse_brain_coronal   # time to reach mIoU
+    python benchmarks/segment.py --skip-train --tta off on --orientation upright   # TTA cost
 
 Inference runs one fresh subprocess per image size so each peak RSS (VmHWM) is its own.
 Test images are synthetic H&E-like tiled TIFFs written tile by tile (never whole in memory):
 a pink disk of textured "tissue" with purple dots on white glass. The model is the default
 architecture (untrained weights: speed does not depend on them), working at ``--model-px``
-µm/px; the image has ``--image-px`` µm/px, so the map has (image_px / model_px)^2 as many
+µm/px, segmenting with and without mirror test-time augmentation (``--tta``: 4 network
+passes per tile for a ``free``-orientation model, 2 for an ``upright`` one); the image has ``--image-px`` µm/px, so the map has (image_px / model_px)^2 as many
 pixels as the image.
 """
 
@@ -68,16 +70,20 @@ def infer_child(args) -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = td.seg.SegModel(["a", "b", "c", "d"], pixel_size_um=args.model_px).eval()
+    augment = {"any_orientation": args.orientation == "free"}
+    model = td.seg.SegModel(["a", "b", "c", "d"], pixel_size_um=args.model_px,
+                            train_config={"augment": augment}).eval()
     path = Path(args.tmp) / f"img_{args.child}.tif"
+    tta = args.tta == ["on"]
     t0 = time.perf_counter()
-    rmap = td.seg.segment(path, model, pixel_size_um=args.image_px, probabilities=not args.no_probs)
+    rmap = td.seg.segment(path, model, pixel_size_um=args.image_px, probabilities=not args.no_probs, tta=tta)
     dt = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
     peak, cpu = peak_rss_mb(), ru.ru_utime + ru.ru_stime
     print(json.dumps({"size": args.child, "seconds": round(dt, 2), "process_cpu_seconds": round(cpu, 1),
                       "peak_rss_mb": round(peak, 1),
-                      "map_shape": list(rmap.labels.shape), "probabilities": not args.no_probs}))
+                      "map_shape": list(rmap.labels.shape), "probabilities": not args.no_probs,
+                      "tta": tta, "orientation": args.orientation}))
 
 
 def epoch_seconds(args, precision: str = "auto") -> dict:
@@ -134,6 +140,10 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["fp32", "auto"], choices=("auto", "fp32", "bf16"),
                    help="training precisions to time (default: fp32 and auto, i.e. bf16 where native)")
     p.add_argument("--no-probs", action="store_true", dest="no_probs")
+    p.add_argument("--tta", nargs="+", default=["off", "on"], choices=("off", "on"),
+                   help="inference without / with mirror test-time augmentation (default: both)")
+    p.add_argument("--orientation", default="free", choices=("free", "upright"),
+                   help="the timed model's orientation: TTA averages 4 mirror images (free) or 2 (upright)")
     p.add_argument("--skip-train", action="store_true", dest="skip_train")
     p.add_argument("--skip-infer", action="store_true", dest="skip_infer")
     p.add_argument("--history", nargs="+", default=None, metavar="MODEL",
@@ -158,12 +168,14 @@ def main() -> None:
                 print(json.dumps({"train": epoch_seconds(args, precision)}), flush=True)
         for size in [] if args.skip_infer else args.sizes:
             write_tiff(Path(tmp) / f"img_{size}.tif", size)
-            cmd = [sys.executable, __file__, "--child", str(size), "--tmp", tmp, "--threads", str(args.threads),
-                   "--image-px", str(args.image_px), "--model-px", str(args.model_px)]
-            if args.no_probs:
-                cmd.append("--no-probs")
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            print(json.dumps({"inference": json.loads(out)}), flush=True)
+            for tta in args.tta:
+                cmd = [sys.executable, __file__, "--child", str(size), "--tmp", tmp, "--threads", str(args.threads),
+                       "--image-px", str(args.image_px), "--model-px", str(args.model_px), "--tta", tta,
+                       "--orientation", args.orientation]
+                if args.no_probs:
+                    cmd.append("--no-probs")
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                print(json.dumps({"inference": json.loads(out)}), flush=True)
             (Path(tmp) / f"img_{size}.tif").unlink()
 
 

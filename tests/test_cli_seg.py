@@ -75,8 +75,9 @@ def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
     labels = np.asarray(Image.open(lab))
     assert labels.shape == (30, 30) and labels.max() <= 2
     code = main(["segment", str(tmp_path / "img.png"), "--model", str(cli_model), "--pixel-size", "2",
-                 "--out", str(out), "--labels", str(lab), "--labels-full", "--adapt-norm"])
+                 "--out", str(out), "--labels", str(lab), "--labels-full", "--adapt-norm", "--no-tta"])
     assert code == 0 and np.asarray(Image.open(lab)).shape == (60, 60)
+    assert json.loads(out.read_text())["topdown"]["params"]["tta"] is False
     warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     # the 30 x 30 px map is too small for AdaBN: one line, in the CLI's own format
     assert len(warned) == 1 and warned[0].startswith("topdown segment: warning: adapt_norm skipped")

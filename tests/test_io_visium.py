@@ -162,6 +162,9 @@ def test_segment_regions_scale_and_provenance(visium_outs, monkeypatch):
     td.tl.segment_regions(a, "fake_model", adapt_norm=True)
     assert seen["kw"]["adapt_norm"] is True
     assert a.uns["regions"]["libraries"][LIB]["provenance"]["parameters"]["adapt_norm"] is True
+    td.tl.segment_regions(a, "fake_model", tta=False)  # segment() options pass through, recorded
+    assert seen["kw"]["tta"] is False
+    assert a.uns["regions"]["libraries"][LIB]["provenance"]["parameters"]["tta"] is False
     gj = json.loads(st["geojson"])
     xs = np.array(gj["features"][0]["geometry"]["coordinates"][0])[:, 0]
     assert xs.min() == pytest.approx(30 * 4 / sf["tissue_lowres_scalef"])  # full-res pixels

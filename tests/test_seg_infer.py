@@ -81,6 +81,51 @@ def test_tiling_matches_single_pass(model):
     assert np.median(diff) < 0.02
 
 
+def _mirror_gap(model, img, axis, **kw):
+    """Largest probability change between the map of ``img`` and the unmirrored map of its mirror."""
+    def probs(x):
+        r = td.seg.segment(x, model, pixel_size_um="model", tissue=False, **kw)
+        return r.probabilities.astype(np.float32)
+
+    return float(np.abs(probs(img) - np.flip(probs(np.flip(img, axis)), axis + 1)).max())
+
+
+def test_tta_makes_the_map_mirror_equivariant(model):
+    """With TTA a mirrored image gives the mirrored map; one raw pass does not."""
+    from topdown.seg.infer import tta_flips
+
+    img = _img(64, 64, seed=4)  # one tile, a multiple of the net's stride: mirroring is exact
+    assert len(tta_flips(model)) == 4  # no train_config: a free-orientation model
+    for axis in (0, 1):
+        averaged, raw = _mirror_gap(model, img, axis), _mirror_gap(model, img, axis, tta=False)
+        assert averaged < 1e-3 and raw > 10 * averaged
+    r = td.seg.segment(img, model, pixel_size_um="model")
+    assert r.meta["params"]["tta"] is True  # on by default, and recorded
+
+
+def test_tta_flips_follow_the_training_orientation(model):
+    """Upright models are averaged over left-right mirrors only; no flips in training, no TTA."""
+    from topdown.seg.infer import class_probabilities, tta_flips
+
+    upright = td.seg.SegModel(model.classes, pixel_size_um=4.0, widths=(8, 16, 24),
+                              train_config={"augment": {"any_orientation": False, "flip": True}})
+    upright.load_state_dict(model.state_dict())
+    upright.eval()
+    assert tta_flips(upright) == ((False, False), (False, True))
+    plain = td.seg.SegModel(model.classes, train_config={"augment": {"flip": False}})
+    assert tta_flips(plain) == ((False, False),)
+    x = torch.from_numpy(_img(32, 48, seed=5)).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        raw = torch.softmax(upright(x).float(), 1)
+        mirrored = torch.softmax(upright(x.flip(3)).float(), 1).flip(3)
+        averaged = class_probabilities(upright, x, tta=True)
+        assert torch.allclose(averaged, (raw + mirrored) / 2, atol=1e-6)
+        assert torch.allclose(class_probabilities(upright, x), raw, atol=1e-6)
+    img = _img(64, 64, seed=4)
+    left_right, upside_down = _mirror_gap(upright, img, 1), _mirror_gap(upright, img, 0)
+    assert left_right < 1e-3 and upside_down > 10 * left_right  # upright: not asked to be upside-down
+
+
 def test_pixel_size_resampling(model):
     img = _img(200, 160)
     r = td.seg.segment(img, model, pixel_size_um=1.0, tile=32, overlap=8)  # 4x coarser map
@@ -184,6 +229,8 @@ def test_image_errors(model, tmp_path):
         td.seg.segment(_img(20, 20), model, pixel_size_um=-1)
     with pytest.raises(InputError, match="adapt_norm must be True or False"):
         td.seg.segment(_img(20, 20), model, pixel_size_um=1.0, adapt_norm="no")
+    with pytest.raises(InputError, match="tta must be True or False"):
+        td.seg.segment(_img(20, 20), model, pixel_size_um=1.0, tta=1)
 
 
 def test_visium_scalefactors(model, tmp_path):

@@ -11,11 +11,14 @@ from .metrics import confusion, scores
 from .scoring import boundary_band, predictions_on
 
 
-def evaluate(model, ds, *, indices=None, boundary_px: int = 1, device: str = "cpu") -> dict:
+def evaluate(model, ds, *, indices=None, boundary_px: int = 1, tta: bool = True,
+             device: str = "cpu") -> dict:
     """Per-class IoU and Dice, mIoU, mean Dice and pixel accuracy of ``model`` on a SimDataset.
 
-    The raw network prediction is scored (no tissue veto), at the model's pixel size (frames
-    with another pixel size are resampled, masks by nearest neighbour). Means skip classes
+    The network's prediction is scored as :func:`~topdown.seg.segment` makes it by default
+    (mirror-image test-time augmentation, ``tta``) but without the tissue veto, at the
+    model's pixel size (frames with another pixel size are resampled, masks by nearest
+    neighbour). Means skip classes
     absent from both truth and prediction; see :mod:`topdown.seg.metrics`.
 
     Where the errors are is reported too: the share of misclassified pixels that lie within
@@ -35,13 +38,16 @@ def evaluate(model, ds, *, indices=None, boundary_px: int = 1, device: str = "cp
     boundary_px
         Half-width, in model pixels, of the band around true boundaries used by the
         ``interior`` scores and ``errors_near_boundary`` (0: skip them).
+    tta
+        Average each frame's mirror images (:func:`topdown.seg.infer.tta_flips`), as
+        ``segment`` does by default; ``False`` scores the single raw pass.
     device
         Torch device.
 
     Returns
     -------
     dict with ``iou`` and ``dice`` (label name -> value or None), ``miou``, ``mdice``,
-    ``pixel_accuracy``, ``n_pixels``, ``n_frames``, ``confusion`` (nested list, rows = truth)
+    ``pixel_accuracy``, ``n_pixels``, ``n_frames``, ``tta``, ``confusion`` (nested list, rows = truth)
     and ``classes`` (label order, ``outside`` first); with ``boundary_px > 0`` also
     ``boundary_px``, ``errors_near_boundary`` (fraction of wrong pixels inside the bands)
     and ``interior`` (``iou``, ``miou``, ``pixel_accuracy``, ``n_pixels`` without the bands).
@@ -63,12 +69,12 @@ def evaluate(model, ds, *, indices=None, boundary_px: int = 1, device: str = "cp
     n = model.n_labels
     cm = np.zeros((n, n), dtype=np.int64)
     cm_interior = np.zeros((n, n), dtype=np.int64)
-    for mask, labels in predictions_on(model, ds, idx, device=device):
+    for mask, labels in predictions_on(model, ds, idx, device=device, tta=bool(tta)):
         cm += confusion(mask, labels, n)
         if boundary_px:
             cm_interior += confusion(np.where(boundary_band(mask, boundary_px), IGNORE, mask), labels, n)
     out = scores(cm, model.names)
-    out.update(n_frames=len(idx), confusion=cm.tolist(), classes=model.names)
+    out.update(n_frames=len(idx), tta=bool(tta), confusion=cm.tolist(), classes=model.names)
     if boundary_px:
         inner = scores(cm_interior, model.names)
         wrong = cm.sum() - np.trace(cm)

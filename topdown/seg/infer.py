@@ -7,6 +7,11 @@ finalised in column blocks: peak memory is the network's activations for one til
 band (``classes x tile x map width`` float32) and the outputs (labels, and float16
 probabilities if requested), never the full-resolution image.
 
+Each tile is also run mirrored (test-time augmentation, on by default): the softmax outputs
+of the mirror images the model was trained to treat alike (see :func:`tta_flips`) are
+averaged: the map depends less on which way round the section was mounted, and held-out
+mIoU rises a little (``segment(tta=...)``).
+
 No connected-component clean-up is done: labels are the blended argmax, vetoed to 0
 (outside) where the thumbnail tissue detector sees empty glass, and a region where it sees
 tissue unless the model is confident of ``outside``.
@@ -43,6 +48,38 @@ def _gaussian(h: int, w: int) -> np.ndarray:
     wgt = np.outer(g(h), g(w)).astype(np.float32)
     wgt /= wgt.max()
     return np.maximum(wgt, 1e-3)
+
+
+def tta_flips(model) -> tuple[tuple[bool, bool], ...]:
+    """The mirror images test-time augmentation averages, as ``(flip rows, flip columns)``.
+
+    Those the model saw in training: left-right for an upright model (dorsal up, mirrored
+    either way), left-right and upside-down for a free-orientation one; none without flips.
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> tta_flips(td.seg.load("mouse_brain_coronal"))  # doctest: +SKIP
+    ((False, False), (False, True))
+    """
+    augment = model.train_config.get("augment") or {}
+    if not augment.get("flip", True):
+        return ((False, False),)
+    if model.orientation == "upright":
+        return ((False, False), (False, True))
+    return ((False, False), (False, True), (True, False), (True, True))
+
+
+def class_probabilities(model, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Softmax ``(B, n_labels, H, W)`` of the batch ``x``; with ``tta`` the mean over :func:`tta_flips`."""
+    flips = tta_flips(model) if tta else ((False, False),)
+    total = None
+    for flip_rows, flip_cols in flips:
+        dims = [d for d, flip in ((2, flip_rows), (3, flip_cols)) if flip]
+        p = torch.softmax(model(x.flip(dims) if dims else x).float(), dim=1)
+        p = p.flip(dims) if dims else p
+        total = p if total is None else total + p
+    return total / len(flips)
 
 
 #: map columns finalised at a time (bounds the temporaries of the blend, argmax and veto)
@@ -106,13 +143,14 @@ def _resolve_factor(image, src: ImageSource, model, pixel_size_um, scalefactors,
 
 def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, device: str = "cpu", probabilities: bool = True,
-            tissue: np.ndarray | None = None, tissue_step: float = 1.0,
+            tissue: np.ndarray | None = None, tissue_step: float = 1.0, tta: bool = False,
             progress_desc: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Blended tiled prediction at the model's resolution.
 
     Returns ``labels`` (uint8/uint16, map shape) and ``probabilities`` (float16,
     ``(n_labels, h, w)``) or ``None``. ``tissue`` is an optional boolean thumbnail with
     ``tissue_step`` map pixels per thumbnail pixel; map pixels it marks as glass get label 0.
+    ``tta`` averages each tile's mirror images (:func:`class_probabilities`).
     """
     from .._progress import progress
 
@@ -138,7 +176,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
                 cs = cols[b:b + batch_size]
                 batch = np.stack([resample_tile(src, r0, r0 + th, c0, c0 + tw, factor) for c0 in cs])
                 x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
-                p = torch.softmax(model(x).float(), dim=1).cpu().numpy()
+                p = class_probabilities(model, x, tta).cpu().numpy()
                 for j, c0 in enumerate(cs):
                     acc[:, :, c0:c0 + tw] += p[j] * wgt
                     wsum[:, c0:c0 + tw] += wgt
@@ -163,7 +201,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
             image_kind: str | None = None, tissue: bool = True, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, probabilities: bool = True, device: str = "cpu",
-            adapt_norm: bool = False, progress: bool = False) -> RegionMap:
+            tta: bool = True, adapt_norm: bool = False, progress: bool = False) -> RegionMap:
     """Segment an image into the model's anatomical regions.
 
     Parameters
@@ -197,6 +235,13 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         Keep float16 class probabilities in the result (``False`` saves memory).
     device
         Torch device.
+    tta
+        Test-time augmentation: average the softmax of each tile and of its mirror images
+        (:func:`tta_flips`: left-right for an upright model, 2 passes; also upside-down for a
+        free-orientation one, 4 passes). It costs that many times the network time and
+        raised the held-out mIoU of every shipped model, by 0.002-0.008
+        (``topdown/seg/weights/README.md``); ``False`` for the single raw pass, e.g. on a
+        whole-slide image in a hurry.
     adapt_norm
         Test-time adaptation: first re-estimate the network's BatchNorm statistics on
         random windows of this image (AdaBN, see :mod:`topdown.seg.adapt`; no labels; the
@@ -226,8 +271,9 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     """
     from .checkpoint import load
 
-    if not isinstance(adapt_norm, (bool, np.bool_)):
-        raise InputError(f"adapt_norm must be True or False, got {adapt_norm!r}")
+    for flag, value in (("adapt_norm", adapt_norm), ("tta", tta)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"{flag} must be True or False, got {value!r}")
     model = load(model, device=device)
     src = open_image(image, background=model.background_value)
     factor, img_px = _resolve_factor(image, src, model, pixel_size_um, scalefactors, image_kind)
@@ -252,12 +298,12 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         model = adapt_to_image(model, src, factor, device=device)
     labels, probs = predict(model, src, factor, tile=tile, overlap=overlap, batch_size=batch_size,
                             device=device, probabilities=probabilities, tissue=tmask, tissue_step=tstep,
-                            progress_desc="segment" if progress else None)
+                            tta=bool(tta), progress_desc="segment" if progress else None)
     meta = {"model": model.name, "model_source": getattr(model, "source", None),
             "weights_sha256": model.weights_sha256, "spec_hash": model.spec_hash,
             "image_pixel_size_um": img_px, "model_pixel_size_um": model.pixel_size_um,
             "params": {"tile": tile, "overlap": overlap, "tissue": bool(tissue), "factor": factor,
-                       "adapt_norm": bool(adapt_norm)},
+                       "tta": bool(tta), "adapt_norm": bool(adapt_norm)},
             "image": str(image) if isinstance(image, (str, os.PathLike)) else None}
     return RegionMap(labels=labels, classes=model.classes, pixel_size_um=model.pixel_size_um if
                      model.pixel_size_um is not None else img_px, downsample=1.0 / factor,

@@ -16,24 +16,29 @@ from .image import ImageSource
 from .metrics import confusion
 
 
-def predictions_on(model, ds, indices, *, device: str = "cpu",
-                   batch_size: int = 4) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(truth mask, predicted labels)`` of each frame in ``indices``, at the model's pixel size."""
+def predictions_on(model, ds, indices, *, device: str = "cpu", batch_size: int = 4,
+                   tta: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(truth mask, predicted labels)`` of each frame in ``indices``, at the model's pixel size.
+
+    ``tta`` averages the mirror images, as :func:`topdown.seg.segment` does by default.
+    """
     from .infer import predict
 
     px = model.pixel_size_um or dataset_pixel_size(ds)
     for i in indices:
         image, mask = read_frame(ds, int(i), px)
         src = ImageSource(image, background=model.background_value)
-        labels, _ = predict(model, src, 1.0, device=device, batch_size=batch_size, probabilities=False)
+        labels, _ = predict(model, src, 1.0, device=device, batch_size=batch_size, probabilities=False,
+                            tta=tta)
         yield mask, labels
 
 
-def confusion_on(model, ds, indices, *, device: str = "cpu", batch_size: int = 4) -> np.ndarray:
+def confusion_on(model, ds, indices, *, device: str = "cpu", batch_size: int = 4,
+                 tta: bool = False) -> np.ndarray:
     """Summed confusion matrix of ``model`` over frames ``indices`` of ``ds`` (at the model's px)."""
     n = model.n_labels
     cm = np.zeros((n, n), dtype=np.int64)
-    for mask, labels in predictions_on(model, ds, indices, device=device, batch_size=batch_size):
+    for mask, labels in predictions_on(model, ds, indices, device=device, batch_size=batch_size, tta=tta):
         cm += confusion(mask, labels, n)
     return cm
 
