@@ -7,15 +7,16 @@ Run by hand (not a test):
     python benchmarks/segment.py --skip-infer --precision fp32 bf16   # training speed only
     python benchmarks/segment.py --sizes 1024 4096 --image-px 2 --model-px 8
     python benchmarks/segment.py --history spinal_cord mouse_brain_coronal   # time to reach mIoU
-    python benchmarks/segment.py --skip-train --tta off on --orientation upright   # TTA cost
+    python benchmarks/segment.py --skip-train --tta off on   # TTA cost
 
 Inference runs one fresh subprocess per image size so each peak RSS (VmHWM) is its own.
 Test images are synthetic H&E-like tiled TIFFs written tile by tile (never whole in memory):
 a pink disk of textured "tissue" with purple dots on white glass. The model is the default
 architecture (untrained weights: speed does not depend on them), working at ``--model-px``
-µm/px, segmenting with and without mirror test-time augmentation (``--tta``: 4 network
-passes per tile for a ``free``-orientation model, 2 for an ``upright`` one); the image has ``--image-px`` µm/px, so the map has (image_px / model_px)^2 as many
-pixels as the image.
+µm/px, segmenting with and without mirror test-time augmentation (``--tta``: 2 network
+passes per tile, the second one mirrored left-right for an ``upright`` model, turned by
+half a turn for a ``free`` one); the image has ``--image-px`` µm/px, so the map has
+(image_px / model_px)^2 as many pixels as the image.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def main() -> None:
     p.add_argument("--tta", nargs="+", default=["off", "on"], choices=("off", "on"),
                    help="inference without / with mirror test-time augmentation (default: both)")
     p.add_argument("--orientation", default="free", choices=("free", "upright"),
-                   help="the timed model's orientation: TTA averages 4 mirror images (free) or 2 (upright)")
+                   help="the timed model's orientation (which mirror image TTA adds; same cost)")
     p.add_argument("--skip-train", action="store_true", dest="skip_train")
     p.add_argument("--skip-infer", action="store_true", dest="skip_infer")
     p.add_argument("--history", nargs="+", default=None, metavar="MODEL",

@@ -179,11 +179,10 @@ model (trained `upright`) expects it. Honestly:
   hippocampal curve; fibre tracts (pale) run between the hippocampus and the cortex,
   medially and laterally; the thalamus is below the hippocampus and the hypothalamus at
   the ventral midline. The striatum label (which in this preset includes the
-  striatum-like amygdalar nuclei) is a thin strip lateral to the hippocampus. 99.6 % of
+  striatum-like amygdalar nuclei) is a thin strip lateral to the hippocampus. 99.7 % of
   in-tissue spots get a region; the fiducial frame and specks on the glass stay outside.
-- Wrong: a small patch of hypothalamus inside the dorsal cortex at the top of the
-  section. The thalamus reaches out to the lateral cortex, where the striatum and amygdala
-  should be (the striatum strip is too thin). hippocampus_CA is still wider than the
+- Wrong: the thalamus reaches out to the lateral cortex, where the striatum and amygdala
+  should be (the striatum strip is too thin: 24 spots). hippocampus_CA is still wider than the
   pyramidal layer, the dentate gyrus a blob rather than two thin granule lines, and no
   spot is called ventricle. Detached pieces of "tissue" that hold no in-tissue spot are
   set to outside (`drop_empty_tissue=True`, the default).
@@ -192,12 +191,16 @@ model (trained `upright`) expects it. Honestly:
   hippocampus and low in thalamus and hypothalamus; on this map it separates the spots
   called telencephalon from those called diencephalon with AUROC 0.94 (0.92-0.94 over four
   views of the section: as scanned, mirrored, white-balanced, both; mean 0.93). Myelin
-  `Plp1` separates fibre tracts from cortex with AUROC 0.85. The previous model (40 µm/px)
+  `Plp1` separates fibre tracts from cortex with AUROC 0.90 (0.70 on the white-balanced
+  views). The previous model (40 µm/px)
   scored a mean of 0.86 for Nrgn over the same four views, and only 0.78-0.80 on the
   white-balanced ones; this one hardly depends on the exposure of the scan.
+- The map is the mean of the model's answers for the image and its mirror image
+  (test-time augmentation, `tta=True`, the default). One pass (`tta=False`) also paints a
+  small patch of hypothalamus inside the dorsal cortex at the top of the section.
 - `segment_regions` can first re-estimate the model's BatchNorm statistics on this image
-  (AdaBN, `adapt_norm=True`, off by default). Here it raises the Nrgn AUROC to 0.96 (mean
-  over the four views; 0.95-0.97) and lowers the Plp1 one to 0.73; on the previous model
+  (AdaBN, `adapt_norm=True`, off by default). Here it raises the Nrgn AUROC to 0.97 (mean
+  over the four views; 0.966-0.974) and lowers the Plp1 one to 0.71; on the previous model
   it did harm, calling much of the dorsal cortex thalamus. Try both on your data."""),
         ("code", SETUP),
         ("code", SHARED),
@@ -290,7 +293,7 @@ assert len(null_calls) <= 0.02 * sim.n_vars, len(null_calls)'''),
 
 MERFISH, Xenium and CosMx give a DAPI (nuclear stain) image instead of H&E. topdown ships
 a second model for the mouse brain, `mouse_brain_coronal_dapi`, trained only on Blender
-DAPI simulations of the same preset at 16 µm/px (4 mm fields of view, held-out mIoU 0.73).
+DAPI simulations of the same preset at 16 µm/px (4 mm fields of view, held-out mIoU 0.735).
 At that scale single nuclei blur into nuclear density: the packed CA and dentate cell
 layers shine, ventricles are dark slits, cortex is denser than thalamus. The model places a
 region by what lies around it, so it wants a few mm of section, upright (dorsal up, as
@@ -319,17 +322,22 @@ thalamus, the nuclei look alike) and the thin fibre tracts.
 
 The real crop is 31 x 28 px at 16 µm/px, far less than the model wants. What it says:
 
-- It calls the right half, with the dense vertical band of nuclei, hippocampus_CA. Its
-  transcripts are enriched for Cnr1, Chrm4, Trhr and Mas1. Trhr and Mas1 mark hippocampal
-  pyramidal neurons, so this is plausible. We did not register the crop to an atlas, though.
+- It calls most of the right half, with the dense vertical band of nuclei,
+  hippocampus_CA. Its transcripts are enriched for Cnr1, Mas1, Gpr75 and Syt4. Mas1 marks
+  hippocampal pyramidal neurons, so this is plausible. We did not register the crop to an
+  atlas, though.
 - It calls the cell-sparse left half fibre tracts. Its transcripts are enriched for Myh11,
-  Gpr182 and Pdgfrb (vessel wall) and Gjc3 (a connexin of myelinating oligodendrocytes).
+  Gpr182 (vessel wall) and Gjc3 (a connexin of myelinating oligodendrocytes).
   That fits white matter next to the hippocampus, but it is not proof.
 - Right: the whole crop is tissue. The detector does not mistake the dark space between
   sparse nuclei for glass.
-- Wrong or unknown: the cortex patches in the corners (0.01 mm² in all) and the specks of
-  dentate gyrus and ventricle (under 0.001 mm² each) have nothing in the crop to support
-  them.
+- Probably wrong: the lower right, where the band widens, is called cortex (0.019 mm²,
+  with the top-left corner) around a patch of dentate gyrus (0.008 mm²). The "cortex"
+  transcripts are enriched for Chrm4, Npy2r and Trhr, which look hippocampal, not
+  cortical. The map is the mean of the model's answers for the crop and its mirror image
+  (`tta=True`, the default); one pass (`tta=False`) calls the whole band hippocampus_CA
+  and leaves cortex only in the corners: on a crop this small, which way round it lies
+  still changes the answer.
 - With `adapt_norm=True` (re-estimate BatchNorm statistics on the image first; off by
   default) segmentation skips that here, with a warning, because a 31 x 28 px map is too
   small to estimate them from. Statistics taken from this crop anyway turned all of it

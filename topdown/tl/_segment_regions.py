@@ -117,7 +117,7 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         (AdaBN; see :func:`topdown.seg.segment`, which says when it helps). Off by
         default, as its effect depends on the model and the image: on the real Visium
         mouse brain it made the session-11 brain model call the dorsal cortex thalamus,
-        and it raised the shipped model's neurogranin check from 0.93 to 0.96 while
+        and it raised the shipped model's neurogranin check from 0.93 to 0.97 while
         lowering the myelin one (``benchmarks/visium_markers.py``). Compare both.
     drop_empty_tissue
         Set pieces of detected tissue that hold none of the library's spots or cells to
