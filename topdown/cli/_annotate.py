@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import DataFileError, OutputError
+from ._inference_options import add_inference_options
 
 log = logging.getLogger("topdown")
 
@@ -39,12 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="Visium raw matrix: keep spots off tissue too (obs['in_tissue'])")
     p.add_argument("--check-alignment", choices=("error", "warn", "ignore"), default="error",
                    help="what to do when spots do not fit the detected tissue (default: error)")
-    p.add_argument("--adapt-norm", action=argparse.BooleanOptionalAction, default=False, dest="adapt_norm",
-                   help="re-estimate the model's BatchNorm statistics on this image first (AdaBN, no labels; "
-                        "default: off, the statistics learnt from the simulations)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
-                   help="average each tile with its mirror images (default: on; --no-tta runs the "
-                        "network once per tile, 2-4x faster)")
+    add_inference_options(p)
     p.add_argument("--keep-empty-tissue", action="store_false", dest="drop_empty_tissue",
                    help="keep pieces of detected tissue that hold no spot or cell (default: they become "
                         "outside; they are fiducial marks or debris)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._inference_options import add_inference_options
+
 EPILOG = """\
 Examples:
   topdown segment outs/spatial/tissue_lowres_image.png --model mouse_brain_coronal --out regions.geojson
@@ -40,12 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="write --labels at the image's size instead of the model's resolution")
     p.add_argument("--no-tissue", action="store_true", dest="no_tissue",
                    help="do not veto the model with the glass/tissue detector")
-    p.add_argument("--adapt-norm", action=argparse.BooleanOptionalAction, default=False, dest="adapt_norm",
-                   help="test-time adaptation: BatchNorm statistics from this image (AdaBN; no labels); "
-                        "try it when the image's colours are far from the simulations' (default: off)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
-                   help="average each tile with its mirror images (default: on; --no-tta runs the "
-                        "network once per tile, 2-4x faster)")
+    add_inference_options(p)
     p.add_argument("--tile", type=int, default=512, metavar="PX", help="tile side in model pixels (default 512)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="default cpu")
     p.set_defaults(func=run)

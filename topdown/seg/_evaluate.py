@@ -39,7 +39,7 @@ def evaluate(model, ds, *, indices=None, boundary_px: int = 1, tta: bool = True,
         Half-width, in model pixels, of the band around true boundaries used by the
         ``interior`` scores and ``errors_near_boundary`` (0: skip them).
     tta
-        Average each frame's mirror images (:func:`topdown.seg.infer.tta_flips`), as
+        Average each frame with its mirror image (:func:`topdown.seg.infer.tta_flips`), as
         ``segment`` does by default; ``False`` scores the single raw pass.
     device
         Torch device.

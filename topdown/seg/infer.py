@@ -7,10 +7,10 @@ finalised in column blocks: peak memory is the network's activations for one til
 band (``classes x tile x map width`` float32) and the outputs (labels, and float16
 probabilities if requested), never the full-resolution image.
 
-Each tile is also run mirrored (test-time augmentation, on by default): the softmax outputs
-of the mirror images the model was trained to treat alike (see :func:`tta_flips`) are
-averaged: the map depends less on which way round the section was mounted, and held-out
-mIoU rises a little (``segment(tta=...)``).
+Each tile is also run mirrored (test-time augmentation, on by default): the softmax of the
+tile and of a mirror image the model was trained to treat alike (see :func:`tta_flips`)
+are averaged: the map depends less on which way round the section was mounted, and
+held-out mIoU rises a little (``segment(tta=...)``).
 
 No connected-component clean-up is done: labels are the blended argmax, vetoed to 0
 (outside) where the thumbnail tissue detector sees empty glass, and a region where it sees
@@ -51,7 +51,7 @@ def _gaussian(h: int, w: int) -> np.ndarray:
 
 
 def tta_flips(model) -> tuple[tuple[bool, bool], ...]:
-    """The mirror images test-time augmentation averages, as ``(flip rows, flip columns)``.
+    """The views test-time augmentation averages, as ``(flip rows, flip columns)`` pairs.
 
     Two passes, the image and one mirror image the model saw in training: left-right for an
     upright model (dorsal up, mirrored either way), the half turn (both axes flipped) for a
@@ -154,7 +154,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     Returns ``labels`` (uint8/uint16, map shape) and ``probabilities`` (float16,
     ``(n_labels, h, w)``) or ``None``. ``tissue`` is an optional boolean thumbnail with
     ``tissue_step`` map pixels per thumbnail pixel; map pixels it marks as glass get label 0.
-    ``tta`` averages each tile's mirror images (:func:`class_probabilities`).
+    ``tta`` averages each tile with its mirror image (:func:`class_probabilities`).
     """
     from .._progress import progress
 
@@ -240,7 +240,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     device
         Torch device.
     tta
-        Test-time augmentation: average the softmax of each tile and of its mirror images
+        Test-time augmentation: average the softmax of each tile and of its mirror image
         (:func:`tta_flips`: left-right for an upright model, a half turn for a
         free-orientation one). It costs twice the network time and
         raised the held-out mIoU of every shipped model, by 0.002-0.007

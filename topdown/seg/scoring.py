@@ -20,7 +20,7 @@ def predictions_on(model, ds, indices, *, device: str = "cpu", batch_size: int =
                    tta: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(truth mask, predicted labels)`` of each frame in ``indices``, at the model's pixel size.
 
-    ``tta`` averages the mirror images, as :func:`topdown.seg.segment` does by default.
+    ``tta`` averages each frame with its mirror image, as :func:`topdown.seg.segment` does by default.
     """
     from .infer import predict
 

@@ -132,7 +132,7 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         Return a modified copy instead of changing ``adata`` in place.
     **segment_kwargs
         Passed to :func:`topdown.seg.segment`, e.g. ``tta=False`` (one network pass per
-        tile instead of averaging the mirror images) or ``tile=``; recorded in the provenance.
+        tile instead of averaging it with its mirror image) or ``tile=``; recorded in the provenance.
 
     Returns
     -------
