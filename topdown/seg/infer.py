@@ -57,8 +57,8 @@ def tta_flips(model) -> tuple[tuple[bool, bool], ...]:
     upright model (dorsal up, mirrored either way), the half turn (both axes flipped) for a
     free-orientation one; none without flips. All four mirror images of a free-orientation
     model scored at most 0.0017 higher than the half turn alone (held-out mIoU of the
-    shipped bulb and nerve models) at twice the cost: a 4k x 4k image took 11.2 s instead of
-    about 6.5 s on 2 cores.
+    shipped bulb and nerve models) at twice the network cost: a 4k x 4k image took 11.2 s instead of
+    6.0 s on 2 cores (``benchmarks/segment.py``).
 
     Examples
     --------
