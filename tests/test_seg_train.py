@@ -54,13 +54,15 @@ def toy_frame(rng: np.random.Generator, size: int = 48) -> tuple[np.ndarray, np.
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
-def make_dataset(path, n: int = 12, size: int = 48, seed: int = 0):
+def make_dataset(path, n: int = 12, size: int = 48, seed: int = 0, modality: str = "he"):
     from topdown.sim.dataset import DatasetWriter, SimDataset
 
-    w = DatasetWriter(path, _Spec(), modality="he", size=size, pixel_size_um=4.0, seed=seed)
+    w = DatasetWriter(path, _Spec(), modality=modality, size=size, pixel_size_um=4.0, seed=seed)
     rng = np.random.default_rng(seed)
     for i in range(n):
         img, mask = toy_frame(rng, size)
+        if modality == "dapi":  # fluorescence: dark glass, bright nuclei
+            img = 255 - img
         w.write_frame(i, img, mask, np.zeros_like(mask, np.uint32),
                       {"seed": i, "pixel_size_um": 4.0, "shape": [size, size], "params": {}})
     return SimDataset(path)
@@ -225,6 +227,22 @@ def test_warm_start_continues_from_the_given_weights(trained, toy_ds, tmp_path):
         td.seg.train(toy_ds, out=tmp_path / "x.pt", init=out, resume=True, epochs=1)
     with pytest.raises(InputError, match="cortex"):
         td.seg.train(toy_ds, init=td.seg.SegModel(["a", "b"], pixel_size_um=4.0, widths=SMALL), epochs=1)
+
+
+def test_warm_start_across_modalities(trained, tmp_path):
+    """An H&E model starts a DAPI one: same weights to begin with, the dataset's modality after."""
+    model, out = trained
+    dapi = make_dataset(tmp_path / "dapi", n=8, modality="dapi")
+    warm = td.seg.train(dapi, out=tmp_path / "dapi.pt", init=out, epochs=1, batch_size=4, lr=1e-9,
+                        seed=2, device="cpu", progress=False)
+    assert warm.modality == "dapi" and warm.background_value == 0
+    assert warm.train_config["init"]["modality"] == "he"
+    assert model.modality == "he"  # the starting model is left as it was
+    loaded = td.seg.load(tmp_path / "dapi.pt")
+    assert loaded.modality == "dapi" and loaded.train_config["init"]["weights_sha256"] == model.weights_sha256
+    start, end = td.seg.load(out).state_dict(), warm.state_dict()
+    convs = [k for k, v in start.items() if k.endswith("weight") and v.ndim == 4]
+    assert convs and all(torch.allclose(start[k], end[k], atol=1e-6) for k in convs)  # lr ~ 0: unchanged
 
 
 def test_train_bad_input(tmp_path, toy_ds):

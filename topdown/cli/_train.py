@@ -50,7 +50,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="model name (default: dataset name)")
     p.add_argument("--resume", action="store_true", help="continue from --out and its training state")
     p.add_argument("--init", default=None, metavar="MODEL",
-                   help="warm start from these weights (checkpoint or shipped name) with a fresh schedule")
+                   help="warm start from these weights (checkpoint or shipped name) with a fresh schedule; "
+                        "may be another modality (an H&E model to start a DAPI one)")
     p.set_defaults(func=run)
     return p
 
