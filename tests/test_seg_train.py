@@ -108,6 +108,8 @@ def test_evaluate_learns_the_toy_task(trained, toy_ds):
     assert res["n_frames"] == len(toy_ds) and res["tta"] is True  # scored as segment() maps by default
     raw = td.seg.evaluate(model, toy_ds, tta=False)
     assert raw["tta"] is False and raw["miou"] > 0.5
+    with pytest.raises(InputError, match="tta must be True or False"):
+        td.seg.evaluate(model, toy_ds, tta="no")  # a string is not a flag (bool("no") is True)
     assert res["miou"] > 0.5 and res["pixel_accuracy"] > 0.75
     cm = np.array(res["confusion"])
     assert cm.sum() == len(toy_ds) * 48 * 48

@@ -59,7 +59,9 @@ def evaluate(model, ds, *, indices=None, boundary_px: int = 1, tta: bool = True,
     >>> res["miou"], res["interior"]["miou"], res["errors_near_boundary"]  # doctest: +SKIP
     """
     from .checkpoint import load
+    from .infer import require_flag
 
+    require_flag("tta", tta)
     if int(boundary_px) != boundary_px or boundary_px < 0:
         raise InputError(f"boundary_px must be a whole number of pixels >= 0, got {boundary_px!r}")
     boundary_px = int(boundary_px)

@@ -114,6 +114,12 @@ def _finalise(acc: np.ndarray, wsum: np.ndarray, ldtype, tissue: np.ndarray | No
     return lab, band
 
 
+def require_flag(name: str, value) -> None:
+    """Refuse anything but ``True`` / ``False`` for an on/off option (``tta=1`` is a typo, not a choice)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r}")
+
+
 def _starts(n: int, tile: int, step: int) -> list[int]:
     if n <= tile:
         return [0]
@@ -275,9 +281,8 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     """
     from .checkpoint import load
 
-    for flag, value in (("adapt_norm", adapt_norm), ("tta", tta)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise InputError(f"{flag} must be True or False, got {value!r}")
+    require_flag("adapt_norm", adapt_norm)
+    require_flag("tta", tta)
     model = load(model, device=device)
     src = open_image(image, background=model.background_value)
     factor, img_px = _resolve_factor(image, src, model, pixel_size_um, scalefactors, image_kind)
