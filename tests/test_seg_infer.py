@@ -311,7 +311,11 @@ def test_dapi_tissue_keeps_dark_gaps_between_nuclei():
     img[:, 120:] = 12  # ...but none in a strip 80 px wide at the right edge
     gap_um = 80 * 1.0  # at 1 µm/px, its far edge is 80 µm from the nearest nucleus
     assert gap_um < DAPI_GLASS_RADIUS_UM
-    assert tissue_mask(img, "dapi", pixel_size_um=1.0) is None  # no glass: left to the model
+    assert tissue_mask(img, "dapi", pixel_size_um=1.0) is None  # 200 µm: no room for a glass disk, left to the model
+    wide = np.full((300, 300, 3), 12, np.uint8)  # 300 µm: room for a glass disk...
+    wide[rng.random((300, 300)) < 0.02] = 230
+    wide[:, 220:] = 12  # ...but the only dark strip is 80 µm wide: all tissue
+    assert tissue_mask(wide, "dapi", pixel_size_um=1.0).all()
     # the same strip at 5 µm/px is 400 µm wide: glass, and the rest is tissue
     tm = tissue_mask(img, "dapi", pixel_size_um=5.0)
     assert tm is not None and not tm[100, 190] and tm[100, 10] and 0.55 < tm.mean() < 0.8
@@ -362,3 +366,23 @@ def test_detected_tissue_always_gets_a_region(model):
     core = r.labels[30:66, 30:66]
     assert (core > 0).all()  # the detector sees tissue: never 'outside' there
     assert r.labels[:10, :10].max() == 0  # glass stays outside
+
+
+def test_dapi_field_full_of_tissue_has_no_outside():
+    """A DAPI crop from inside a section: the detector finds no glass, so no pixel is 'outside'
+    even where the model is sure of it; with glass in view its confident 'outside' stands."""
+    torch.manual_seed(0)
+    m = td.seg.SegModel(["a", "b"], pixel_size_um=4.0, modality="dapi", widths=(8, 16)).eval()
+    with torch.no_grad():
+        m.net.head.bias[0] = 30.0  # the network says 'outside' everywhere, with p ~ 1
+    rng = np.random.default_rng(2)
+    field = np.full((400, 400), 10, np.uint8)  # 400 µm at 1 µm/px, sparse nuclei everywhere
+    field[rng.random((400, 400)) < 0.02] = 220
+    r = td.seg.segment(field, m, pixel_size_um=1.0)
+    assert r.meta["params"]["all_tissue"] is True
+    assert r.tissue_fraction() == 1.0 and float(r.probabilities[0].min()) > 0.99
+    assert td.seg.segment(field, m, pixel_size_um=1.0, tissue=False).tissue_fraction() == 0.0
+    field[:, 200:] = 10  # the right half empty: 200 µm of glass, room for a glass disk
+    r = td.seg.segment(field, m, pixel_size_um=1.0)
+    assert r.meta["params"]["all_tissue"] is False
+    assert r.labels[:, -10:].max() == 0 and r.labels[:, :150].max() == 0  # confident 'outside' kept

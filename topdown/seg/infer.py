@@ -14,7 +14,9 @@ held-out mIoU rises a little (``segment(tta=...)``).
 
 No connected-component clean-up is done: labels are the blended argmax, vetoed to 0
 (outside) where the thumbnail tissue detector sees empty glass, and a region where it sees
-tissue unless the model is confident of ``outside``.
+tissue unless the model is confident of ``outside``; in a field the detector finds all
+tissue (no glass though there was room for it, e.g. a DAPI crop inside a section) every
+pixel is a region.
 """
 
 from __future__ import annotations
@@ -91,11 +93,12 @@ _FINALISE_COLS = 1024
 
 
 def _finalise(acc: np.ndarray, wsum: np.ndarray, ldtype, tissue: np.ndarray | None, tissue_step: float,
-              r0: int, c0: int) -> tuple[np.ndarray, np.ndarray]:
+              r0: int, c0: int, outside_min: float = OUTSIDE_CONFIDENT) -> tuple[np.ndarray, np.ndarray]:
     """Labels and blended probabilities of one finished block of the band.
 
     ``acc`` ``(C, h, w)`` weighted probability sums and ``wsum`` ``(h, w)`` weights of map
-    rows ``r0..`` and columns ``c0..``; glass in the ``tissue`` thumbnail is forced to 0.
+    rows ``r0..`` and columns ``c0..``; glass in the ``tissue`` thumbnail is forced to 0, and
+    on its tissue ``outside`` needs probability ``outside_min`` (``inf``: never).
     """
     band = acc / wsum[None]
     lab = band.argmax(axis=0).astype(ldtype)
@@ -106,7 +109,7 @@ def _finalise(acc: np.ndarray, wsum: np.ndarray, ldtype, tissue: np.ndarray | No
         glass = ~tissue[rr][:, cc]
         # on detected tissue the label is the most likely *region* unless the model is
         # confident it is outside (fiducial dots, debris look like tissue to the detector)
-        unsure = ~glass & (band[0] < OUTSIDE_CONFIDENT)
+        unsure = ~glass & (band[0] < outside_min)
         lab[unsure] = band[1:, unsure].argmax(axis=0) + 1
         lab[glass] = 0
         band[:, glass] = 0.0
@@ -154,12 +157,14 @@ def _resolve_factor(image, src: ImageSource, model, pixel_size_um, scalefactors,
 def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, device: str = "cpu", probabilities: bool = True,
             tissue: np.ndarray | None = None, tissue_step: float = 1.0, tta: bool = False,
+            outside_min: float = OUTSIDE_CONFIDENT,
             progress_desc: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Blended tiled prediction at the model's resolution.
 
     Returns ``labels`` (uint8/uint16, map shape) and ``probabilities`` (float16,
     ``(n_labels, h, w)``) or ``None``. ``tissue`` is an optional boolean thumbnail with
-    ``tissue_step`` map pixels per thumbnail pixel; map pixels it marks as glass get label 0.
+    ``tissue_step`` map pixels per thumbnail pixel; map pixels it marks as glass get label 0,
+    those it marks as tissue label 0 only with ``outside`` probability >= ``outside_min``.
     ``tta`` averages each tile with its mirror image (:func:`class_probabilities`).
     """
     from .._progress import progress
@@ -195,7 +200,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
             for c0 in range(0, W, _FINALISE_COLS):  # column blocks keep temporaries tile-sized
                 c1 = min(W, c0 + _FINALISE_COLS)
                 lab, band = _finalise(acc[:, :done, c0:c1], wsum[:done, c0:c1], ldtype, tissue, tissue_step,
-                                      r0, c0)
+                                      r0, c0, outside_min)
                 labels[r0:r0 + done, c0:c1] = lab
                 if probs is not None:
                     probs[:, r0:r0 + done, c0:c1] = band
@@ -236,7 +241,9 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     tissue
         Combine a thumbnail Otsu tissue detector with the model: ``outside`` where it sees
         empty glass; where it sees tissue, the most likely region unless the model gives
-        ``outside`` at least :data:`OUTSIDE_CONFIDENT` (fiducials, debris).
+        ``outside`` at least :data:`OUTSIDE_CONFIDENT` (fiducials, debris); where it finds
+        the whole field tissue (no glass though the image has room for some, e.g. a DAPI
+        crop from inside a section), a region everywhere.
         ``False`` leaves both to the model's own ``outside`` class.
     tile, overlap, batch_size
         Sliding-window tile size and overlap, in model pixels; tiles per forward pass
@@ -290,11 +297,12 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     if max(H, W) > 200_000 or H * W > 2_000_000_000:
         raise InputError(f"the map would be {H} x {W} pixels; check pixel_size_um={img_px} "
                          f"(image {src.shape[1]} x {src.shape[0]} px, model {model.pixel_size_um} µm/px).")
-    tmask, tstep = None, 1.0
+    tmask, tstep, all_tissue = None, 1.0, False
     if tissue:
         thumb, step = src.thumbnail()
         tmask = tissue_mask(thumb, model.modality, pixel_size_um=step * img_px if img_px else None)
         tstep = step * factor
+        all_tissue = tmask is not None and bool(tmask.all())
     if adapt_norm and min(H, W) < ADAPT_MIN_PX:
         warnings.warn(f"adapt_norm skipped: the image is only {H} x {W} px at the model's "
                       f"{model.pixel_size_um} µm/px, too small to re-estimate BatchNorm statistics "
@@ -307,12 +315,13 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         model = adapt_to_image(model, src, factor, device=device)
     labels, probs = predict(model, src, factor, tile=tile, overlap=overlap, batch_size=batch_size,
                             device=device, probabilities=probabilities, tissue=tmask, tissue_step=tstep,
-                            tta=bool(tta), progress_desc="segment" if progress else None)
+                            tta=bool(tta), outside_min=np.inf if all_tissue else OUTSIDE_CONFIDENT,
+                            progress_desc="segment" if progress else None)
     meta = {"model": model.name, "model_source": getattr(model, "source", None),
             "weights_sha256": model.weights_sha256, "spec_hash": model.spec_hash,
             "image_pixel_size_um": img_px, "model_pixel_size_um": model.pixel_size_um,
-            "params": {"tile": tile, "overlap": overlap, "tissue": bool(tissue), "factor": factor,
-                       "tta": bool(tta), "adapt_norm": bool(adapt_norm)},
+            "params": {"tile": tile, "overlap": overlap, "tissue": bool(tissue), "all_tissue": all_tissue,
+                       "factor": factor, "tta": bool(tta), "adapt_norm": bool(adapt_norm)},
             "image": str(image) if isinstance(image, (str, os.PathLike)) else None}
     return RegionMap(labels=labels, classes=model.classes, pixel_size_um=model.pixel_size_um if
                      model.pixel_size_um is not None else img_px, downsample=1.0 / factor,

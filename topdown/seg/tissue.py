@@ -10,8 +10,11 @@ real scans have grey or tinted glass (e.g. Visium lowres images).
 
 DAPI: only nuclei are bright, so the dark space between them is tissue too. With a known
 pixel size, glass is dark space that can hold a disk of :data:`DAPI_GLASS_RADIUS_UM`
-(farther from any nucleus than the widest gap between nuclei in a real section); without
-one, a smoothed-intensity Otsu threshold as for H&E.
+(farther from any nucleus than the widest gap between nuclei in a real section); an image
+with room for such a disk but none of them is all tissue (a field inside a section: the
+model's ``outside`` then needs to be confident, as over any detected tissue), and one too
+small to hold a disk is left to the model. Without a pixel size, a smoothed-intensity Otsu
+threshold as for H&E.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ def tissue_mask(rgb: np.ndarray, modality: str = "he", pixel_size_um: float | No
 
     Returns
     -------
-    The mask, all ``False`` for a featureless image, or ``None`` (blank image, or a crop
-    full of tissue): then tissue vs glass is left to the model.
+    The mask, all ``False`` for a featureless image, or ``None`` (blank image, an H&E crop
+    full of tissue, a DAPI image too small to hold a glass disk): then tissue vs glass is
+    left to the model.
     """
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
@@ -73,6 +77,8 @@ def _dapi_tissue(nuclei: np.ndarray, pixel_size_um: float) -> np.ndarray | None:
     radius = DAPI_GLASS_RADIUS_UM / pixel_size_um
     far = ndi.distance_transform_edt(~nuclei) > radius  # centres of glass disks
     if not far.any():
-        return None  # no glass: a crop full of tissue
+        if min(nuclei.shape) > 2 * radius:  # room for glass, and none: a field full of tissue
+            return np.ones(nuclei.shape, dtype=bool)
+        return None  # too small to tell
     glass = ndi.distance_transform_edt(~far) <= radius
     return ndi.binary_fill_holes(~glass)
