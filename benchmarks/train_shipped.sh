@@ -5,7 +5,8 @@
 #   bash benchmarks/train_shipped.sh                 # all presets
 #   bash benchmarks/train_shipped.sh spinal_cord     # one preset
 #   N=400 EPOCHS=30 DEVICE=cuda bash benchmarks/train_shipped.sh
-#   N=2000 EPOCHS=18 FINISH_EPOCHS=3 WORKERS=2 MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # -> mouse_brain_coronal_dapi (the shipped recipe)
+#   N=2000 EPOCHS=18 FINISH_EPOCHS=3 WORKERS=2 MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # -> mouse_brain_coronal_dapi, step 1
+#   DAPI_INIT=<step 1 weights> N=4000 EPOCHS=6 LR=1e-3 FINISH_EPOCHS=2 WORKERS=2 MODALITY=dapi bash benchmarks/train_shipped.sh mouse_brain_coronal   # step 2: the shipped model
 #   SIZE=128 PIXEL_SIZE=40 CROP=128 WIDTHS=16,32,64,128,192 bash benchmarks/train_shipped.sh mouse_brain_coronal   # the 40 um/px recipe of sessions 4-11
 #   ORIENTATION=free bash benchmarks/train_shipped.sh spinal_cord   # override the preset's orientation
 #   N=3000 EPOCHS=40 FINISH_EPOCHS=16 bash benchmarks/train_shipped.sh olfactory_bulb   # + a 16-epoch finish
@@ -20,6 +21,7 @@ N=${N:-400}
 N_TEST=${N_TEST:-200}   # held-out frames: 40 frames' mIoU wandered by up to 0.02 from 200's
 SIZE=${SIZE:-}
 EPOCHS=${EPOCHS:-30}
+LR=${LR:-2e-3}   # AdamW learning rate of the main run (cosine schedule)
 DEVICE=${DEVICE:-auto}
 PRECISION=${PRECISION:-auto}   # auto: bf16 autocast where the CPU/GPU has it natively, else fp32
 THREADS=${THREADS:-2}
@@ -74,7 +76,8 @@ declare -A NET=( [mouse_brain_coronal]=16,32,64,128,192,256 )
 # (DAPI_INIT): where regions lie carries over, only the stain is new. Held-out mIoU of the
 # mouse brain DAPI model: 0.735 (5 levels, 128 px crops, from scratch, 30 epochs), 0.806
 # (6 levels, whole frames, from scratch, 1,200 frames, 24 + 4 epochs), 0.834 (the same
-# from the H&E weights, 2,000 frames, 18 + 3 epochs: the shipped model, session 15).
+# from the H&E weights, 2,000 frames, 18 + 3 epochs, session 15), 0.845 (that model
+# continued on 4,000 frames, 6 + 2 epochs at LR=1e-3: the shipped model, session 16).
 # See topdown/seg/weights/README.md.
 DAPI_PX=${DAPI_PX:-16}
 DAPI_SIZE=${DAPI_SIZE:-256}
@@ -108,7 +111,7 @@ for preset in "${PRESETS[@]}"; do
       --seed 2 --workers "$WORKERS" --out "$SIMS/${name}_test"
   trained="$WEIGHTS/$name.safetensors"
   if [ "$FINISH_EPOCHS" -gt 0 ]; then trained="$SIMS/$name.base.safetensors"; fi
-  topdown train --data "$SIMS/$name" --out "$trained" --epochs "$EPOCHS" \
+  topdown train --data "$SIMS/$name" --out "$trained" --epochs "$EPOCHS" --lr "$LR" \
       --widths "$widths" --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
       --orientation "$orient" --crop "$crop" ${init_args[@]+"${init_args[@]}"}
   if [ "$FINISH_EPOCHS" -gt 0 ]; then
