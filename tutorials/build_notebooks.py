@@ -336,10 +336,11 @@ it says, and what we make of it:
   (0.12 mm²), with a patch of hippocampus_CA in the middle (0.014 mm²) and a thalamus
   strip below it (0.013 mm²). The band looks like a hippocampal cell layer: when the
   model of sessions 10-14 called it hippocampus_CA, its transcripts were enriched for
-  Cnr1, Mas1, Gpr75 and Syt4, and Mas1 marks hippocampal pyramidal neurons. Here the
-  cortex's top genes (Cnr1, Chrm4, Syt4, ...) are the band's, so the region is right in
-  outline but probably not in name. We did not register the crop to an atlas, so we
-  cannot say for sure.
+  Cnr1, Mas1, Gpr75 and Syt4, and Mas1 marks hippocampal pyramidal neurons. Here two of
+  those (Cnr1, Syt4) lead the cortex's enriched genes, as they would if the band carries
+  the region; but the region also takes the tissue around the band, so neither its
+  outline nor, probably, its name is the band's. We did not register the crop to an
+  atlas, so we cannot say for sure.
 - The models before it disagree too: session 15's (held-out 0.834) called almost all of
   the crop cortex, the model of sessions 10-14 (0.735, 5-level U-Net on 2 mm crops) the
   band hippocampus_CA and the left half fibre tracts, the one before that (4 µm/px,
