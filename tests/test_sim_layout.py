@@ -282,3 +282,27 @@ def test_brain_striatum_is_a_region_not_a_sliver():
         sec = td.sim.layout(spec, seed, size=128, pixel_size_um=90.0)
         per_side_mm2 = sec.regions["striatum"].area / 1e6 / 2
         assert per_side_mm2 > 0.2, f"seed {seed}: striatum {per_side_mm2:.2f} mm² per hemisphere"
+
+
+def test_warp_self_intersection_is_repaired():
+    # frame 2735 of `topdown simulate --preset mouse_brain_coronal --modality dapi --seed 4`:
+    # the warp made two close edges of the fibre tracts cross, and the region overlap
+    # removal then failed with a GEOS "side location conflict"
+    spec = td.sim.load_preset("mouse_brain_coronal")
+    sec = td.sim.layout(spec, td.sim.dataset.frame_seed(4, 2735), size=256, pixel_size_um=16.0,
+                        modality="dapi")
+    assert all(g.is_valid for g in sec.regions.values())
+    assert not sec.regions["fiber_tracts"].is_empty
+    assert _union_area_equals_sum(sec)
+
+
+def test_valid_shapes_pass_unchanged_and_invalid_ones_are_repaired():
+    from topdown.sim.layout import _valid
+
+    square = shapely.box(0, 0, 2, 2)
+    assert _valid(square) is square
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
+    fixed = _valid(bowtie)
+    assert not bowtie.is_valid and fixed.is_valid
+    assert fixed.geom_type in ("Polygon", "MultiPolygon")
+    assert fixed.area == pytest.approx(2.0)
