@@ -293,7 +293,7 @@ assert len(null_calls) <= 0.02 * sim.n_vars, len(null_calls)'''),
 
 MERFISH, Xenium and CosMx give a DAPI (nuclear stain) image instead of H&E. topdown ships
 a second model for the mouse brain, `mouse_brain_coronal_dapi`, trained only on Blender
-DAPI simulations of the same preset at 16 µm/px (4 mm fields of view, held-out mIoU 0.845),
+DAPI simulations of the same preset at 16 µm/px (4 mm fields of view, held-out mIoU 0.855),
 starting from the H&E brain model's weights.
 At that scale single nuclei blur into nuclear density: the packed CA and dentate cell
 layers shine, ventricles are dark slits, cortex is denser than thalamus. The model places a
@@ -316,10 +316,10 @@ real crop):
 
 ![MERFISH DAPI crop, regions](figures/merfish_dapi_overlay.png)
 
-On the whole simulated section it gets 96.7 % of the pixels right: cortex, hippocampus and
+On the whole simulated section it gets 96.8 % of the pixels right: cortex, hippocampus and
 dentate gyrus, thalamus, hypothalamus, the fibre tracts around the hippocampus and most of
-the striatum beside them. Its weak classes (held-out IoU) are the striatum (0.65) and the
-thin fibre tracts (0.76); the rest score 0.80-0.94.
+the striatum beside them. Its weak classes (held-out IoU) are the striatum (0.66) and the
+thin fibre tracts (0.78); the rest score 0.82-0.94.
 
 The real crop is 31 x 28 px at 16 µm/px, a tenth of the field the model learnt from. What
 it says, and what we make of it:
@@ -329,25 +329,34 @@ it says, and what we make of it:
   hold a patch of glass (200 µm across) and none is found, `td.seg.segment` treats it as
   all tissue (`rmap.meta["params"]["all_tissue"]`) and gives every pixel a region, instead
   of letting the model call dark, cell-sparse tissue outside.
-- Plausible: the cell-sparse top-left and left edge are fibre tracts (0.08 of 0.22 mm²).
-  Their transcripts are enriched for glial genes: Gjc3 (a connexin of myelinating
-  oligodendrocytes), Gfap and Aqp4 (astrocytes), as white matter would be.
-- Probably wrong: the dense vertical band of nuclei and the tissue around it are cortex
-  (0.12 mm²), with a patch of hippocampus_CA in the middle (0.014 mm²) and a thalamus
-  strip below it (0.013 mm²). The band looks like a hippocampal cell layer: when the
-  model of sessions 10-14 called it hippocampus_CA, its transcripts were enriched for
-  Cnr1, Mas1, Gpr75 and Syt4, and Mas1 marks hippocampal pyramidal neurons. Here two of
-  those (Cnr1, Syt4) lead the cortex's enriched genes, as they would if the band carries
-  the region; but the region also takes the tissue around the band, so neither its
-  outline nor, probably, its name is the band's. We did not register the crop to an
-  atlas, so we cannot say for sure.
-- The models before it disagree too: session 15's (held-out 0.834) called almost all of
-  the crop cortex, the model of sessions 10-14 (0.735, 5-level U-Net on 2 mm crops) the
-  band hippocampus_CA and the left half fibre tracts, the one before that (4 µm/px,
-  512 µm fields, mIoU 0.23) the band thalamus. Four models, four readings of one 500 µm
+- Plausible: the cell-sparse top-left, left and top edges are fibre tracts (0.11 of
+  0.22 mm²). Their transcripts are enriched for glial genes: Gjc3 (a connexin of
+  myelinating oligodendrocytes) and Gfap (astrocytes), as white matter would be, but also
+  for Myh11 (smooth muscle of vessels).
+- Closer than before, name unsure: the dense vertical band of nuclei and the tissue right
+  of it are cortex (0.065 mm²), with the band's upper, densest stretch hippocampus_CA
+  (0.010 mm²). The cortex region now follows the band instead of spreading over the
+  sparse tissue left of it. The band looks like a hippocampal cell layer: when the model
+  of sessions 10-14 called it hippocampus_CA, its transcripts were enriched for Cnr1,
+  Mas1, Gpr75 and Syt4, and Mas1 marks hippocampal pyramidal neurons. The CA patch here
+  is enriched for interneuron genes (Gad1, Slc32a1, Erbb4, Kit, Cnr1), not pyramidal
+  ones, and the cortex for receptors (Chrm4, Npy2r, Sstr1, Grm1, Grm7) that neither
+  confirms nor rules out either name. We did not register the crop to an atlas, so we
+  cannot say for sure.
+- Probably wrong: a thalamus block in the lower middle (0.04 mm²) that holds the curved
+  strand of nuclei along the bottom edge. Its transcripts are enriched for endothelial
+  genes (Cldn5, Flt1, Tek, Adgrl4, Slco1a4) and the microglial C1qb: the strand is most
+  likely a blood vessel, which the preset does not draw and the model names by its
+  density alone.
+- The models before it disagree too: session 16's (held-out 0.845) called the band and
+  the sparse tissue around it cortex, with a patch of hippocampus_CA beside the band;
+  session 15's (0.834) called almost all of the crop cortex, the model of sessions 10-14
+  (0.735, 5-level U-Net on 2 mm crops) the band hippocampus_CA and the left half fibre
+  tracts, the one before that (4 µm/px,
+  512 µm fields, mIoU 0.23) the band thalamus. Five models, five readings of one 500 µm
   crop: the crop is too small for a model that places regions by what lies around them.
-  On simulated whole sections the current model is right on 96.7 % of pixels, session
-  15's on 96.5 %, the 5-level model on 94 %.
+  On simulated whole sections the current model is right on 96.8 % of pixels, session
+  16's on 96.7 %, session 15's on 96.5 %, the 5-level model on 94 %.
 - With `adapt_norm=True` (re-estimate BatchNorm statistics on the image first; off by
   default) segmentation skips that here, with a warning, because a 31 x 28 px map is too
   small to estimate them from.
