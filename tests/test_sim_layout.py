@@ -297,12 +297,12 @@ def test_warp_self_intersection_is_repaired():
 
 
 def test_valid_shapes_pass_unchanged_and_invalid_ones_are_repaired():
-    from topdown.sim.layout import _valid
+    from topdown.sim.layout import _clean
 
     square = shapely.box(0, 0, 2, 2)
-    assert _valid(square) is square
+    assert _clean(square) is square
     bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
-    fixed = _valid(bowtie)
+    fixed = _clean(bowtie)
     assert not bowtie.is_valid and fixed.is_valid
     assert fixed.geom_type in ("Polygon", "MultiPolygon")
     assert fixed.area == pytest.approx(2.0)

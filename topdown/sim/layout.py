@@ -118,7 +118,10 @@ def layout(spec: TissueSpec, seed: int, *, size: int | None = None,
         params["hemisection"] = None
     transform, tparams = _sample_transform(var, shapes, v_rng)
     params.update(tparams)
-    shapes = {k: _valid(shapely.transform(shapely.segmentize(g, tparams["segment_um"]), transform))
+    # the warp keeps shapes apart in theory, but two nearly touching edges of a shape can
+    # cross after it in floating point, which GEOS set operations refuse ("side location
+    # conflict"); _clean repairs such a shape and passes valid polygons through unchanged
+    shapes = {k: _clean(shapely.transform(shapely.segmentize(g, tparams["segment_um"]), transform))
               if not g.is_empty else g for k, g in shapes.items()}
     regions = _disjoint(spec, shapes)
     tissue = shapely.union_all(list(regions.values()))
@@ -196,16 +199,6 @@ def _clean(g: BaseGeometry) -> BaseGeometry:
         return g
     polys = [p for p in getattr(g, "geoms", [g]) if p.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(polys) if polys else _EMPTY
-
-
-def _valid(g: BaseGeometry) -> BaseGeometry:
-    """``g`` itself when valid, else its polygonal, valid repair (:func:`_clean`).
-
-    The warp keeps shapes apart in theory, but two nearly touching edges of a shape can
-    cross after it in floating point (a self-intersection), which GEOS set operations
-    refuse ("side location conflict"); valid shapes pass unchanged, so frames stay the same.
-    """
-    return g if g.is_valid else _clean(g)
 
 
 def _build_all(spec: TissueSpec, rng: np.random.Generator, variables: dict[str, float]) -> dict[str, BaseGeometry]:
