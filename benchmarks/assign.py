@@ -136,7 +136,7 @@ def topdown_cells(n):
 
 
 def _region_gdf():
-    from topdown.tl._regions_store import load_store
+    from topdown.get import load_store
 
     a = make_adata(10, None)
     return load_store(a, "regions")["bench"].to_geodataframe()[["region", "label", "geometry"]]

@@ -104,7 +104,8 @@ def null(args, td, expression_study) -> dict:
 
 def prostate(args, td) -> dict:
     from topdown.errors import InputError
-    from topdown.tl._de_giotto import expression_regions, read_giotto_visium
+    from topdown.io import read_giotto_visium
+    from topdown.tl._expression_regions import expression_regions
     from topdown.tl._region_de import ExploratoryWarning
 
     path = Path(args.prostate)

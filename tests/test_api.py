@@ -16,10 +16,13 @@ API = {
             "region_mask", "nuclei_mask", "render_section", "apply_artefacts"],
     "seg": ["train", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
-           "to_spatialdata", "write_geojson"],
+           "to_spatialdata", "write_geojson", "read_giotto_visium"],
     "tl": ["segment_regions", "assign_regions", "pseudobulk", "region_de"],
     "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts"],
     "datasets": ["list", "fetch", "demo", "manifest"],
+    "get": ["regions", "region_de_df", "spatial_coords", "library_column", "spatial_libraries",
+            "resolve_libraries", "scalefactors", "pick_image", "fullres_um_per_px", "technology",
+            "StoredRegions", "load_store", "store_entry"],
 }
 
 

@@ -293,7 +293,7 @@ def _with_speck() -> np.ndarray:
 
 
 def test_segment_regions_drops_tissue_without_spots():
-    from topdown.tl._regions_store import load_store
+    from topdown.get import load_store
 
     on_a = [60, 100]  # full-res; map (row 25, col 15): region A
     on_speck = [150, 150]  # map (37, 37): the speck
@@ -310,7 +310,7 @@ def test_segment_regions_drops_tissue_without_spots():
 
 
 def test_segment_regions_keeps_everything_when_asked_or_unsure():
-    from topdown.tl._regions_store import load_store
+    from topdown.get import load_store
 
     a = make_adata([[60, 100]], labels=_with_speck())
     rmap = RegionMap(_with_speck(), ("A", "B", "C"), downsample=DOWN, image_shape=(80, 80))

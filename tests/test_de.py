@@ -146,7 +146,8 @@ def test_list_of_files_one_per_sample(sim, result, tmp_path):
 
 
 def test_prostate_normal_vs_cancer(prostate_visium):
-    from topdown.tl._de_giotto import expression_regions, read_giotto_visium
+    from topdown.io import read_giotto_visium
+    from topdown.tl._expression_regions import expression_regions
 
     adata = read_giotto_visium(prostate_visium)
     expression_regions(adata, n_regions=3, seed=0)

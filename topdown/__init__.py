@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 from ._version import __version__
 from .errors import TopdownError
 
-_SUBMODULES = ("sim", "seg", "io", "tl", "pl", "datasets")
+_SUBMODULES = ("sim", "seg", "get", "tl", "io", "pl", "datasets")
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import datasets, io, pl, seg, sim, tl  # noqa: F401
+    from . import datasets, get, io, pl, seg, sim, tl  # noqa: F401
 
 __all__ = ["__version__", "TopdownError", *_SUBMODULES]
 

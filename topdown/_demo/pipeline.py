@@ -40,7 +40,7 @@ def _model(preset: str, out: Path, quick: bool, seed: int):
     if preset in available_models():
         model = load(preset)
         return model, {"source": "shipped weights", "name": preset}
-    from ..seg._train import train
+    from ..seg import train
     from ..sim.presets import load_preset
     from ..sim.simulate import simulate
 
@@ -114,12 +114,10 @@ def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int 
     """
     import anndata as ad
 
-    from ..io._write import write_annotated
+    from ..get import load_store
+    from ..io import write_annotated
     from ..seg.regionmap import RegionMap
-    from ..tl._assign_regions import assign_regions
-    from ..tl._region_de import region_de
-    from ..tl._regions_store import load_store
-    from ..tl._segment_regions import segment_regions
+    from ..tl import assign_regions, region_de, segment_regions
     from .report import write_report
 
     out = writable_dir(out)

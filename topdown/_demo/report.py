@@ -76,8 +76,7 @@ def composition(result: DemoResult, path) -> None:
 
 def write_report(result: DemoResult, combined) -> None:
     """All figures and tables (the summary is written last, with the timings)."""
-    from ..pl._region_de import region_de, region_de_counts, region_de_heatmap
-    from ..pl._regions import regions
+    from ..pl import region_de, region_de_counts, region_de_heatmap, regions
 
     out = result.out
     (out / "overlays").mkdir(exist_ok=True)

@@ -46,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tl._region_de import region_de
+    from ..tl import region_de
 
     paths = [existing_path(p, "annotated h5ad file") for p in args.inputs]
     target = Path(args.out).expanduser()

@@ -1,4 +1,4 @@
-"""Readers and writers: Visium, MERSCOPE, generic cell tables; region-annotated h5ad."""
+"""Readers and writers: Visium, MERSCOPE, Giotto, generic cell tables; region-annotated h5ad."""
 
 from .._lazy import attach
 
@@ -10,4 +10,5 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "read_annotated": "._write",
     "to_spatialdata": "._spatialdata",
     "write_geojson": "._geojson",
+    "read_giotto_visium": "._giotto",
 })

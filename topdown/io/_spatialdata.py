@@ -29,8 +29,7 @@ def to_spatialdata(adata, *, regions_key: str = "regions", library_id: str | Non
     from spatialdata.models import Image2DModel, ShapesModel, TableModel
     from spatialdata.transformations import Identity, Scale
 
-    from ..tl._library import resolve_libraries, scalefactors, spatial_coords
-    from ..tl._regions_store import load_store
+    from ..get import load_store, resolve_libraries, scalefactors, spatial_coords
 
     xy = spatial_coords(adata)
     libs = resolve_libraries(adata, library_id)

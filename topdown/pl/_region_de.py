@@ -17,9 +17,9 @@ def _table(res) -> pd.DataFrame:
     if isinstance(res, pd.DataFrame):
         df = res
     elif hasattr(res, "uns"):
-        from ..tl._region_de import results_table
+        from ..get import region_de_df
 
-        df = results_table(res)
+        df = region_de_df(res)
     else:
         raise InputError("pass the DataFrame returned by td.tl.region_de, or an AnnData holding uns['region_de'].")
     need = {"region", "gene", "log2fc", "padj"}
@@ -132,7 +132,7 @@ def _top_genes(df: pd.DataFrame, n_top: int, padj: float) -> list[str]:
 
 def _condition_means(adata, genes: list[str], params: dict) -> pd.DataFrame:
     """Mean log2 CPM of pseudobulk samples per (region, condition) for ``genes``."""
-    from ..tl._pseudobulk import pseudobulk
+    from ..tl import pseudobulk
 
     ck, sk, rk = params["condition_key"], params["sample_key"], params["region_key"]
     layer = params.get("layer")

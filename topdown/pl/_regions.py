@@ -61,8 +61,8 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     from matplotlib.path import Path as MplPath
 
     from .._files import atomic_path, output_file
-    from ..io._geojson import regions_geodataframe
-    from ..tl._library import pick_image, spatial_coords
+    from ..get import pick_image, spatial_coords
+    from ..get import regions as stored_regions
 
     sp = adata.uns.get("spatial") or {}
     if library_id is None:
@@ -70,7 +70,7 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
         if len(libs) != 1:
             raise InputError(f"several (or no) libraries {libs}: pass library_id=.")
         library_id = str(libs[0])
-    gdf = regions_geodataframe(adata, key, library_id) if key in adata.uns else None
+    gdf = stored_regions(adata, key, library_id) if key in adata.uns else None
     save_path = output_file(save) if save is not None else None
     own_ax = ax is None
     if own_ax:

@@ -10,10 +10,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..get import (
+    StoredRegions,
+    library_column,
+    load_store,
+    scalefactors,
+    spatial_coords,
+    technology,
+)
 from ..seg.regionmap import OUTSIDE, RegionMap
 from . import _overlap
-from ._library import library_column, scalefactors, spatial_coords, technology
-from ._regions_store import StoredRegions, load_store
 
 Mode = Literal["auto", "disk", "centroid", "polygon"]
 

@@ -11,6 +11,8 @@ import pandas as pd
 
 from .._progress import progress
 from ..errors import InputError
+from ..get import REGION_DE_COLUMNS
+from ..get import region_de_df as results_table  # noqa: F401  (the former home of the reader)
 from ._de_deseq import check_design, design_factors, run_deseq2
 from ._de_input import AnnDataInput, categories, combine, count_matrix, require_obs
 from ._de_wilcoxon import run_wilcoxon
@@ -18,10 +20,7 @@ from ._pseudobulk import pseudobulk
 
 log = logging.getLogger(__name__)
 
-#: Columns of the tidy result table, in order.
-COLUMNS = ("region", "group", "reference", "gene", "log2fc", "lfc_se", "stat", "pvalue", "padj",
-           "base_mean", "n_samples_group", "n_samples_reference", "n_cells_group",
-           "n_cells_reference", "method", "exploratory")
+COLUMNS = REGION_DE_COLUMNS  #: columns of the tidy result table, in order
 
 METHODS = ("deseq2", "wilcoxon")
 
@@ -274,21 +273,3 @@ def to_uns(table: pd.DataFrame, params: dict, skipped: dict[str, str], pb_obs: p
     return {"params": {k: (list(v) if isinstance(v, list | tuple) else v) for k, v in params.items()},
             "results": results, "skipped_regions": np.asarray(list(skipped), dtype=str),
             "skipped_reasons": np.asarray(list(skipped.values()), dtype=str), "pseudobulk_obs": pbo}
-
-
-def results_table(adata, key: str = "region_de") -> pd.DataFrame:
-    """Rebuild the tidy DataFrame stored by :func:`region_de` in ``adata.uns[key]``.
-
-    Examples
-    --------
-    >>> res = results_table(adata)  # doctest: +SKIP
-    """
-    if key not in adata.uns or "results" not in adata.uns[key]:
-        raise InputError(f"adata.uns['{key}'] holds no region DE results; run td.tl.region_de(adata) first.")
-    rec = adata.uns[key]
-    df = pd.DataFrame({c: np.asarray(v) for c, v in rec["results"].items()})
-    df = df[[c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]]
-    df.attrs.update({"method": rec["params"].get("method"),
-                     "exploratory": bool(rec["params"].get("exploratory", False)),
-                     "params": dict(rec["params"])})
-    return df

@@ -9,16 +9,17 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError
-from ..seg.regionmap import RegionMap
-from ._library import (
+from ..get import (
+    StoredRegions,
     fullres_um_per_px,
     library_column,
     pick_image,
     resolve_libraries,
     spatial_coords,
     spatial_libraries,
+    store_entry,
 )
-from ._regions_store import StoredRegions, store_entry
+from ..seg.regionmap import RegionMap
 
 
 def _segment_fn():

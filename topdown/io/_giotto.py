@@ -2,8 +2,8 @@
 
 The folder holds ``expression_matrix.txt.gz`` (space-separated, genes x spots, raw counts),
 ``spatial_locs.txt`` (sdimx, sdimy; y negated) and ``cell_metadata.txt`` (in_tissue,
-array_row, array_col, list_ID). It has no region labels, so :func:`expression_regions`
-derives coarse regions from expression (k-means on PCA of log-normalised counts).
+array_row, array_col, list_ID). It has no region labels (``topdown.tl._expression_regions``
+derives coarse ones from expression).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def read_giotto_visium(path, *, condition_names: dict[str, str] | None = None) -
 
     Examples
     --------
-    >>> adata = read_giotto_visium("../shared/data/visium_prostate_normal_vs_cancer")  # doctest: +SKIP
+    >>> import topdown as td
+    >>> adata = td.io.read_giotto_visium("../shared/data/visium_prostate_normal_vs_cancer")  # doctest: +SKIP
     """
     root = existing_path(path, "Giotto Visium folder")
     names = condition_names or {"NP": "normal", "CP": "cancer"}
@@ -42,31 +43,3 @@ def read_giotto_visium(path, *, condition_names: dict[str, str] | None = None) -
     adata.layers["counts"] = X.copy()
     adata.obsm["spatial"] = np.column_stack([locs["sdimx"].to_numpy(float), -locs["sdimy"].to_numpy(float)])
     return adata
-
-
-def expression_regions(adata: ad.AnnData, n_regions: int = 3, *, sample_key: str = "sample",
-                       key_added: str = "region", seed: int = 0) -> None:
-    """Label spots by k-means on 20 PCs of log1p(CP10k) counts, jointly over all sections.
-
-    The PCs are centred per section first (a crude batch correction), so clusters are tissue
-    compartments found in every section rather than the sections themselves. A stand-in
-    for anatomical regions where none are annotated (clusters ordered by size, named
-    ``cluster_0`` ...); sets ``obs[key_added]`` (categorical).
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import TruncatedSVD
-
-    X = sparse.csr_matrix(adata.layers["counts"] if "counts" in adata.layers else adata.X, dtype=np.float64)
-    lib = np.asarray(X.sum(axis=1)).ravel()
-    X = sparse.diags(1e4 / np.maximum(lib, 1)) @ X
-    X.data = np.log1p(X.data)
-    pcs = TruncatedSVD(n_components=20, random_state=seed).fit_transform(X)
-    sample = adata.obs[sample_key].astype(str).to_numpy()
-    for s in np.unique(sample):
-        pcs[sample == s] -= pcs[sample == s].mean(axis=0)
-    labels = KMeans(n_clusters=n_regions, n_init=4, random_state=seed).fit_predict(pcs)
-    order = np.argsort(-np.bincount(labels, minlength=n_regions))
-    rank = np.empty(n_regions, dtype=int)
-    rank[order] = np.arange(n_regions)
-    adata.obs[key_added] = pd.Categorical([f"cluster_{rank[k]}" for k in labels],
-                                          categories=[f"cluster_{i}" for i in range(n_regions)])
