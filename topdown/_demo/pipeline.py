@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._files import writable_dir
+from .result import DemoResult
 from .study import HEALTHY, StudyConfig, StudySample, build_study
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DemoResult:
-    """Everything the report is made of."""
-
-    out: Path
-    config: StudyConfig
-    samples: list[StudySample]
-    model_info: dict
-    segmentation: pd.DataFrame  # per sample: pixel accuracy, mIoU vs the true region mask
-    assignment: pd.DataFrame  # per sample: spot accuracy vs the exact true region
-    de: pd.DataFrame  # region_de table
-    de_truth: pd.DataFrame  # per planted region: recall, FDR
-    de_truth_oracle: pd.DataFrame  # the same with the true region of every spot
-    timings: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 def _model(preset: str, out: Path, quick: bool, seed: int):
@@ -118,7 +101,7 @@ def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int 
     from ..io import write_annotated
     from ..seg.regionmap import RegionMap
     from ..tl import assign_regions, region_de, segment_regions
-    from .report import write_report
+    from .report import write_report, write_summary  # matplotlib (Agg) only when a report is made
 
     out = writable_dir(out)
     config = config or (StudyConfig.quick if quick else StudyConfig)(seed=seed)
@@ -170,7 +153,5 @@ def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int 
     write_report(result, combined)
     t["report"] = time.perf_counter()
     result.timings = {k: round(t[k] - t["start"], 1) for k in t if k != "start"}
-    from .report import write_summary
-
     write_summary(result)
     return result

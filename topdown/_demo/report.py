@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -14,9 +12,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from .._files import atomic_path, atomic_write_text  # noqa: E402
 from ..errors import InputError  # noqa: E402
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .pipeline import DemoResult
+from .result import DemoResult  # noqa: E402
 
 
 def _save(fig, path) -> None:

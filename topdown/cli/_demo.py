@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .._demo.pipeline import run_demo
+    from .._demo import run_demo
 
     res = run_demo(args.out, quick=args.quick, seed=args.seed)
     print(f"report written to {res.out / 'summary.md'}")

@@ -35,7 +35,7 @@ def demo(quick: bool = False, seed: int = 0, n_per_condition: int = 3) -> ad.Ann
     >>> adata = td.datasets.demo(quick=True)  # doctest: +SKIP
     >>> adata.obs.groupby("condition").sample.nunique()  # doctest: +SKIP
     """
-    from .._demo.study import StudyConfig, build_study
+    from .._demo import StudyConfig, build_study
 
     config = (StudyConfig.quick if quick else StudyConfig)(seed=seed, n_per_condition=n_per_condition)
     samples = build_study(config)
