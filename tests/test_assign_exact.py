@@ -286,6 +286,27 @@ def test_segment_regions_all_libraries(monkeypatch):
     np.testing.assert_allclose(calls, [55 / SPOT_D / SCALEF, 2.0 / SCALEF])
 
 
+def test_segment_regions_hashes_a_checkpoint_path_the_segmenter_left_unhashed(monkeypatch, tmp_path):
+    """Provenance names the weights by ``weights_sha256``, the key checkpoints and infer use."""
+    import hashlib
+
+    from topdown.get import load_store
+    from topdown.tl import _segment_regions
+
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"weights")
+
+    def fake(image, model, pixel_size_um=None, **kw):
+        return RegionMap(synthetic_labels(), ("A", "B", "C"), downsample=DOWN, image_shape=image.shape[:2])
+
+    monkeypatch.setattr(_segment_regions, "_segment_fn", lambda: fake)
+    a = make_adata([[60, 100]])
+    td.tl.segment_regions(a, str(ckpt), key_added="r")
+    prov = load_store(a, "r")["lib1"].provenance
+    assert prov["weights_sha256"] == hashlib.sha256(b"weights").hexdigest()
+    assert "weights_hash" not in prov
+
+
 def _with_speck() -> np.ndarray:
     lab = synthetic_labels()
     lab[36:39, 36:39] = 1  # a detached speck (a fiducial mark, debris) outside the section

@@ -40,8 +40,6 @@ def polygons_from_labels(labels: np.ndarray, n_labels: int | None = None) -> dic
         raise ValueError(f"labels must be 2-D, got shape {labels.shape}")
     h, w = labels.shape
     # run-length encode every row: a run starts where the label changes
-    padded = np.full((h, w + 1), -1, dtype=np.int64)
-    padded[:, :w] = labels
     change = np.ones((h, w), dtype=bool)
     change[:, 1:] = labels[:, 1:] != labels[:, :-1]
     rows, starts = np.nonzero(change)

@@ -51,18 +51,18 @@ def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
     prov: dict[str, Any] = {}
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         prov["model_argument"] = str(model)
-    for attr in ("name", "spec_hash", "pixel_size_um", "modality", "weights_hash"):
+    for attr in ("name", "spec_hash", "pixel_size_um", "modality"):
         val = getattr(model, attr, None)
         if val is not None and not callable(val):
             prov[f"model_{attr}" if attr != "name" else "model_name"] = val
     for k, v in (rmap.meta or {}).items():
         prov.setdefault(str(k), v)
-    if not ({"weights_hash", "weights_sha256"} & set(prov)) and isinstance(model, str):
+    if not prov.get("weights_sha256") and isinstance(model, str):  # segment_fn left it unknown
         from pathlib import Path
 
         p = Path(model)
         if p.is_file():
-            prov["weights_hash"] = hashlib.sha256(p.read_bytes()).hexdigest()
+            prov["weights_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
     prov["topdown_version"] = __version__
     return prov
 
