@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .._modalities import MODALITIES
+
 EPILOG = """\
 Examples:
   topdown simulate --preset olfactory_bulb --n 4 --size 128 --seed 7 --out sims/ob
@@ -27,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None, metavar="N", help="number of frames (required)")
     p.add_argument("--out", metavar="DIR", help="output dataset folder (required)")
     p.add_argument("--size", type=int, default=None, metavar="PX", help="frame size in pixels (default: spec)")
-    p.add_argument("--modality", choices=("he", "dapi"), default=None, help="he or dapi (default: spec)")
+    p.add_argument("--modality", choices=MODALITIES, default=None, help="he or dapi (default: spec)")
     p.add_argument("--pixel-size", type=float, default=None, metavar="UM", dest="pixel_size",
                    help="micrometres per pixel (default: spec)")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="local worker processes (default 1)")

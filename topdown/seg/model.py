@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._modalities import MODALITIES
 from .._version import __version__
 from ..errors import InputError
 
@@ -128,8 +129,8 @@ class SegModel(nn.Module):
             raise InputError(f"'{OUTSIDE}' is reserved for label 0; remove it from classes")
         if len(set(classes)) != len(classes):
             raise InputError(f"duplicate class names in {classes}")
-        if modality not in ("he", "dapi"):
-            raise InputError(f"modality must be 'he' or 'dapi', got {modality!r}")
+        if modality not in MODALITIES:
+            raise InputError(f"modality must be {' or '.join(map(repr, MODALITIES))}, got {modality!r}")
         self.classes = tuple(classes)
         base = default_colors(self.classes)
         self.colors = {**base, **(colors or {})}

@@ -26,6 +26,7 @@ from shapely import affinity
 from shapely.geometry import LineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
+from .._modalities import MODALITIES
 from ..errors import InputError, SpecError
 from . import cells as _cells
 from .geometry import GeometryContext, build_geometry
@@ -86,8 +87,8 @@ def layout(spec: TissueSpec, seed: int, *, size: int | None = None,
     if not nominal > 0:
         raise InputError(f"pixel_size_um must be > 0, got {pixel_size_um!r}")
     modality = spec.imaging.modality if modality is None else modality
-    if modality not in ("he", "dapi"):
-        raise InputError(f"modality {modality!r} is not allowed; allowed values: he, dapi")
+    if modality not in MODALITIES:
+        raise InputError(f"modality {modality!r} is not allowed; allowed values: {', '.join(MODALITIES)}")
     condition = condition or "healthy"
     if condition not in CONDITIONS:
         raise InputError(f"condition {condition!r} is not allowed; allowed values: {', '.join(CONDITIONS)}")

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .._modalities import MODALITIES
 from ..errors import InputError
 
-MODALITIES = ("he", "dapi")
 #: default Cycles samples per pixel (low: transmission only, no denoiser)
 DEFAULT_SAMPLES = 4
 _RENDERERS: dict[tuple, Any] = {}

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from .._files import writable_dir
+from .._modalities import MODALITIES
 from .._progress import progress
 from ..errors import InputError
 from .dataset import DatasetWriter, SimDataset, frame_seed
-from .render import MODALITIES
 
 #: ranges of the per-frame optics parameters (drawn with the frame's generator)
 OPTICS = {"defocus_ratio": (0.1, 0.5), "focus_offset_frac": (-0.25, 0.25), "backlight": (0.95, 1.05)}

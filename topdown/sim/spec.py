@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
+from .._modalities import MODALITIES
 from ..errors import DataFileError, SpecError
 
-MODALITIES = ("he", "dapi")
 TEXTURES = ("neuropil", "fibres", "fascicles", "adipose", "loose", "none")
 FIBRE_ORIENTATIONS = ("none", "fixed", "random", "tangential", "radial")
 ORIENTATIONS = ("random", "fixed", "fibres", "radial", "tangential")

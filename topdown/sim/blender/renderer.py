@@ -16,6 +16,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..._modalities import MODALITIES
 from . import camera as _camera
 from . import materials as _materials
 from . import nuclei as _nuclei
@@ -56,7 +57,7 @@ class BlenderRenderer:
             self.device = _scene.setup_gpu(self.scene)
         self.camera = _camera.make_camera(self.scene)
         self.nucleus_mats = {(m, points): _materials.nucleus_material(m, per_point=points)
-                             for m in ("he", "dapi") for points in (False, True)}
+                             for m in MODALITIES for points in (False, True)}
         self.nuclei = _nuclei.make_nuclei_object(self.scene, self.nucleus_mats["he", False],
                                                  self.nucleus_mats["he", True], subdivisions=subdivisions)
         self._slab_image = None
@@ -78,7 +79,7 @@ class BlenderRenderer:
         img = bpy.data.images.new("slab", width=w, height=h, alpha=True, float_buffer=True)
         img.colorspace_settings.name = "Non-Color"
         self._slab_image = img
-        self._slab_mats = {m: _materials.slab_material(m, img) for m in ("he", "dapi")}
+        self._slab_mats = {m: _materials.slab_material(m, img) for m in MODALITIES}
         mesh = bpy.data.meshes.new("slab")
         mesh.from_pydata([(-0.5, -0.5, 0), (0.5, -0.5, 0), (0.5, 0.5, 0), (-0.5, 0.5, 0)], [], [(0, 1, 2, 3)])
         uv = mesh.uv_layers.new(name="UVMap")
