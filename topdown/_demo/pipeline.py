@@ -123,7 +123,7 @@ def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int 
         segment_regions(s.adata, model, library_id=s.name)
         assign_regions(s.adata, library_id=s.name)
         stored = load_store(s.adata, "regions")[s.name]
-        rmap = RegionMap(stored.labels, stored.classes, downsample=stored.scale_to_fullres)
+        rmap = RegionMap(stored.labels, stored.classes, downsample=stored.scale.fullres)  # image = full-res
         row = _segmentation_scores(s, rmap, classes)
         s.record["pred_labels"] = row.pop("pred_labels")
         seg_rows.append(row)

@@ -26,19 +26,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..seg.regionmap import OUTSIDE, RegionMap
+from ..seg.regionmap import OUTSIDE, MapScale, RegionMap
 
 
 @dataclass
 class StoredRegions:
-    """Regions of one library, in full-res pixel coordinates."""
+    """Regions of one library, in full-res pixel coordinates.
+
+    ``scale`` places the raster (``labels``, ``max_probability``) on the other coordinate
+    systems: full-res pixels (``scale.fullres``, stored as ``scale_to_fullres``) and
+    micrometres (``scale.um``, stored as ``pixel_size_um``) per map pixel.
+    """
 
     classes: tuple[str, ...]
     colors: dict[str, str]
     labels: np.ndarray | None = None
     max_probability: np.ndarray | None = None
-    scale_to_fullres: float = 1.0
-    pixel_size_um: float | None = None
+    scale: MapScale = MapScale(image=None, fullres=1.0)
     image_key: str = ""
     image_shape: tuple[int, int] | None = None
     geojson: str | None = None
@@ -49,15 +53,13 @@ class StoredRegions:
     def from_regionmap(cls, rmap: RegionMap, scalef: float, image_key: str = "",
                        provenance: dict | None = None) -> StoredRegions:
         """``scalef``: image pixels per full-res pixel (Visium ``tissue_*_scalef``)."""
-        scale = float(rmap.downsample) / float(scalef)
         maxp = None
         if rmap.probabilities is not None:
             maxp = np.asarray(rmap.probabilities).max(axis=0).astype(np.float16)
         nmax = len(rmap.classes)
         labels = np.asarray(rmap.labels).astype(np.uint8 if nmax < 256 else np.uint16)
         out = cls(classes=tuple(rmap.classes), colors=dict(rmap.colors), labels=labels,
-                  max_probability=maxp, scale_to_fullres=scale,
-                  pixel_size_um=rmap.pixel_size_um, image_key=image_key,
+                  max_probability=maxp, scale=rmap.scale.with_image_scalef(scalef), image_key=image_key,
                   image_shape=tuple(int(v) for v in rmap.image_shape) if rmap.image_shape else None,
                   provenance=dict(provenance or {}))
         out.geojson = out.to_geodataframe().to_json(drop_id=True)
@@ -81,6 +83,16 @@ class StoredRegions:
 
     # -- views ----------------------------------------------------------------------
     @property
+    def scale_to_fullres(self) -> float:
+        """Full-res pixels per map pixel."""
+        return self.scale.per_map("fullres")
+
+    @property
+    def pixel_size_um(self) -> float | None:
+        """Micrometres per map pixel (``None`` when unknown)."""
+        return self.scale.um
+
+    @property
     def has_raster(self) -> bool:
         return self.labels is not None
 
@@ -92,8 +104,8 @@ class StoredRegions:
         if self.labels is not None:
             rmap = RegionMap(self.labels, self.classes, downsample=1.0, colors=self.colors)
             gdf = rmap.to_geodataframe(coords="map")
-            s = self.scale_to_fullres
-            gdf["geometry"] = shapely.transform(gdf.geometry.values, lambda xy: xy * s)
+            gdf["geometry"] = shapely.transform(gdf.geometry.values,
+                                                lambda xy: self.scale.from_map(xy, "fullres"))
             gdf["area_px"] = gdf.geometry.area
             return gpd.GeoDataFrame(gdf, geometry="geometry")
         gdf = gpd.GeoDataFrame.from_features(json.loads(self.geojson)["features"])
@@ -133,8 +145,8 @@ class StoredRegions:
                    labels=None if d.get("labels") is None else np.asarray(d["labels"]),
                    max_probability=None if d.get("max_probability") is None
                    else np.asarray(d["max_probability"]),
-                   scale_to_fullres=float(d.get("scale_to_fullres", 1.0)),
-                   pixel_size_um=None if math.isnan(psz) else psz,
+                   scale=MapScale(image=None, fullres=float(d.get("scale_to_fullres", 1.0)),
+                                  um=None if math.isnan(psz) else psz),
                    image_key=str(d.get("image_key", "")),
                    image_shape=None if shape is None else tuple(int(v) for v in np.asarray(shape)),
                    geojson=str(d.get("geojson", "")) or None,

@@ -4,6 +4,18 @@ The raster lives at the model's working resolution (``pixel_size_um`` of the mod
 for a whole slide is much coarser than the image: ``downsample`` image pixels per map
 pixel. Polygons and look-ups are in *image* pixel coordinates (x = column, y = row),
 which is what Visium ``obsm['spatial']`` uses after scaling.
+
+Coordinate systems (:data:`COORDINATE_SYSTEMS`), all with x = column, y = row and the
+origin at the top-left corner of the first pixel:
+
+- ``"fullres"``: full-resolution pixels, those of ``adata.obsm['spatial']``;
+- ``"image"``: pixels of the segmented image (e.g. Visium's hires image: ``tissue_hires_scalef``
+  image pixels per full-res pixel);
+- ``"map"``: pixels of the region raster (``RegionMap.labels``);
+- ``"um"``: micrometres.
+
+They differ by one scale each, carried by :class:`MapScale` (``RegionMap.scale`` and the
+stored regions' ``scale``): the size of one map pixel in each of the other systems.
 """
 
 from __future__ import annotations
@@ -14,6 +26,57 @@ from typing import Any
 import numpy as np
 
 OUTSIDE = "outside"
+#: names of the coordinate systems of a segmentation (see the module docstring)
+COORDINATE_SYSTEMS = ("fullres", "image", "map", "um")
+
+
+@dataclass(frozen=True)
+class MapScale:
+    """The size of one region-map pixel in the other coordinate systems (x and y alike).
+
+    Attributes
+    ----------
+    image
+        Image pixels per map pixel (``RegionMap.downsample``); ``None`` when unknown.
+    fullres
+        Full-resolution pixels per map pixel; ``None`` when unknown.
+    um
+        Micrometres per map pixel; ``None`` when unknown.
+
+    Examples
+    --------
+    >>> s = MapScale(image=4.0, fullres=8.0)
+    >>> s.to_map(np.array([[16.0, 8.0]]), "fullres")
+    array([[2., 1.]])
+    >>> s.from_map(np.array([[2.0, 1.0]]), "image")
+    array([[8., 4.]])
+    """
+
+    image: float | None = 1.0
+    fullres: float | None = None
+    um: float | None = None
+
+    def per_map(self, system: str) -> float:
+        """Units of ``system`` per map pixel (1.0 for ``"map"``)."""
+        if system not in COORDINATE_SYSTEMS:
+            raise ValueError(f"unknown coordinate system {system!r}; use one of {COORDINATE_SYSTEMS}")
+        value = 1.0 if system == "map" else getattr(self, system)
+        if value is None:
+            raise ValueError(f"the scale of map pixels in {system!r} coordinates is unknown")
+        return float(value)
+
+    def to_map(self, xy, system: str = "fullres"):
+        """``xy`` (array or length) in ``system`` units, as map pixels."""
+        return xy / self.per_map(system)
+
+    def from_map(self, xy, system: str = "fullres"):
+        """``xy`` (array or length) in map pixels, in ``system`` units."""
+        return xy * self.per_map(system)
+
+    def with_image_scalef(self, scalef: float) -> MapScale:
+        """The same map placed on full-res pixels, its image having ``scalef`` image pixels per
+        full-res pixel (Visium ``tissue_*_scalef``)."""
+        return MapScale(image=self.image, fullres=self.per_map("image") / float(scalef), um=self.um)
 
 
 def default_colors(classes: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -118,6 +181,11 @@ class RegionMap:
             self.colors = default_colors(self.classes)
 
     @property
+    def scale(self) -> MapScale:
+        """One map pixel in image pixels (``downsample``) and micrometres (``pixel_size_um``)."""
+        return MapScale(image=float(self.downsample), um=self.pixel_size_um)
+
+    @property
     def names(self) -> list[str]:
         """Label index -> name, including ``outside`` at 0."""
         return [OUTSIDE, *self.classes]
@@ -144,7 +212,7 @@ class RegionMap:
         rows = []
         for lab, geom in sorted(polys.items()):
             if coords == "image" and self.downsample != 1.0:
-                geom = shapely.transform(geom, lambda xy: xy * self.downsample)
+                geom = shapely.transform(geom, lambda xy: self.scale.from_map(xy, "image"))
             name = self.classes[lab - 1]
             rows.append({"region": name, "label": lab, "color": self.colors.get(name, "#000000"),
                          "area_px": float(geom.area), "geometry": geom})
@@ -153,9 +221,9 @@ class RegionMap:
 
     def _map_index(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Map row, column and on-map flag of image-pixel coordinates ``xy`` (x = column, y = row)."""
-        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
-        col = np.floor(xy[:, 0] / self.downsample).astype(np.int64)
-        row = np.floor(xy[:, 1] / self.downsample).astype(np.int64)
+        xy = self.scale.to_map(np.asarray(xy, dtype=float).reshape(-1, 2), "image")
+        col = np.floor(xy[:, 0]).astype(np.int64)
+        row = np.floor(xy[:, 1]).astype(np.int64)
         h, w = self.labels.shape
         return row, col, (row >= 0) & (row < h) & (col >= 0) & (col < w)
 

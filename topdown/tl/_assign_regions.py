@@ -78,7 +78,7 @@ def _assign_one(xy: np.ndarray, store: StoredRegions, mode: str, radius: float |
     n = len(xy)
     if mode == "centroid":  # O(n) look-up, no dense (n x C) matrices
         if store.has_raster:
-            lab, flat = _overlap.raster_lookup(store.labels, xy, 1.0 / store.scale_to_fullres)
+            lab, flat = _overlap.raster_lookup(store.labels, store.scale.to_map(xy))
             if store.max_probability is None:
                 conf = np.ones(n, np.float32)
             else:
@@ -90,16 +90,16 @@ def _assign_one(xy: np.ndarray, store: StoredRegions, mode: str, radius: float |
             conf = np.ones(n, np.float32)
         return _Result(None, conf, lab, store.classes)
     if store.has_raster:
-        s = store.scale_to_fullres
+        to_map = store.scale.to_map  # full-res pixels -> map pixels
         maxp = None if store.max_probability is None else store.max_probability.astype(np.float64)
         if mode == "disk":
-            frac, wsum = _overlap.raster_disk_fractions(store.labels, xy / s, radius / s, n_lab,
+            frac, wsum = _overlap.raster_disk_fractions(store.labels, to_map(xy), to_map(radius), n_lab,
                                                         weights=maxp)
         else:  # polygon: exact overlap with the region polygons, probability at the centroid
-            _, flat = _overlap.raster_lookup(store.labels, xy, 1.0 / s)
+            _, flat = _overlap.raster_lookup(store.labels, to_map(xy))
             p = np.ones(n) if maxp is None else np.where(flat >= 0, maxp.reshape(-1)[np.maximum(flat, 0)], 1.0)
             frac = _overlap.raster_polygon_fractions(
-                store.labels, shapely.transform(cells, lambda c: c / s), n_lab)
+                store.labels, shapely.transform(cells, to_map), n_lab)
             if frac is None:  # cells much larger than map pixels
                 gdf = store.to_geodataframe()
                 frac = _overlap.vector_fractions(cells, gdf.geometry.values, gdf["label"].to_numpy(), n_lab)
@@ -138,7 +138,7 @@ _ALIGN_SAMPLE = 20_000
 
 def _on_tissue(store: StoredRegions, xy: np.ndarray) -> np.ndarray:
     if store.has_raster:
-        lab, _ = _overlap.raster_lookup(store.labels, xy / store.scale_to_fullres)
+        lab, _ = _overlap.raster_lookup(store.labels, store.scale.to_map(xy))
     else:
         gdf = store.to_geodataframe()
         lab = _overlap.vector_points(xy, gdf.geometry.values, gdf["label"].to_numpy())

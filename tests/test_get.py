@@ -1,0 +1,92 @@
+"""td.get: reading regions and DE results back; the coordinate systems of a segmentation."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import topdown as td
+from topdown.errors import InputError
+from topdown.seg.regionmap import MapScale, RegionMap
+
+
+def _adata(libraries=("L1",), scalef: float = 0.5, downsample: float = 2.0) -> ad.AnnData:
+    """Two regions side by side (map cols 0-3: a, 4-7: b, rows 0-5) stored per library."""
+    lab = np.zeros((6, 8), np.uint8)
+    lab[:, :4], lab[:, 4:] = 1, 2
+    a = ad.AnnData(X=np.ones((2, 1), np.float32), obs=pd.DataFrame(index=["s0", "s1"]))
+    a.obsm["spatial"] = np.array([[1.0, 1.0], [20.0, 5.0]])
+    a.uns["spatial"] = {lib: {"images": {"hires": np.zeros((12, 16, 3), np.uint8)},
+                              "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": 2.0}}
+                        for lib in libraries}
+    for lib in libraries:
+        rmap = RegionMap(lab, ("a", "b"), downsample=downsample, pixel_size_um=10.0)
+        td.tl.segment_regions(a, rmap, library_id=lib, drop_empty_tissue=False)
+    return a
+
+
+def test_regions_are_polygons_in_fullres_pixels():
+    gdf = td.get.regions(_adata(scalef=0.5, downsample=2.0))  # 2 / 0.5 = 4 full-res px per map px
+    assert list(gdf["region"]) == ["a", "b"] and list(gdf["label"]) == [1, 2]
+    assert gdf.geometry.iloc[0].equals(shapely.box(0, 0, 16, 24))
+    assert gdf.geometry.iloc[1].equals(shapely.box(16, 0, 32, 24))
+    assert gdf["area_px"].tolist() == [16 * 24, 16 * 24]
+
+
+def test_regions_names_the_library_to_pick():
+    a = _adata(libraries=("L1", "L2"))
+    with pytest.raises(InputError, match="several libraries"):
+        td.get.regions(a)
+    with pytest.raises(InputError, match="no regions for library 'L3'"):
+        td.get.regions(a, library_id="L3")
+    assert len(td.get.regions(a, library_id="L2")) == 2
+    with pytest.raises(InputError, match="segment_regions"):
+        td.get.regions(a, key="elsewhere")
+
+
+def test_region_de_df_orders_columns_and_keeps_params():
+    a = ad.AnnData(X=np.zeros((1, 1)))
+    a.uns["de"] = {"params": {"method": "wilcoxon", "exploratory": True},
+                   "results": {"padj": np.array([0.5]), "gene": np.array(["g"]), "extra": np.array([1]),
+                               "region": np.array(["r"])}}
+    df = td.get.region_de_df(a, key="de")
+    assert list(df.columns) == ["region", "gene", "padj", "extra"]
+    assert df.attrs["method"] == "wilcoxon" and df.attrs["exploratory"] is True
+    assert tuple(td.get.REGION_DE_COLUMNS[:4]) == ("region", "group", "reference", "gene")
+    with pytest.raises(InputError, match="region_de"):
+        td.get.region_de_df(a)
+
+
+def test_the_old_reader_names_still_work():
+    from topdown.tl._region_de import COLUMNS, results_table
+
+    assert results_table is td.get.region_de_df and COLUMNS == td.get.REGION_DE_COLUMNS
+
+
+def test_map_scale_converts_between_coordinate_systems():
+    s = MapScale(image=2.0, fullres=4.0, um=10.0)
+    xy = np.array([[3.0, 5.0], [0.0, 7.5]])
+    for system, per in (("image", 2.0), ("fullres", 4.0), ("um", 10.0), ("map", 1.0)):
+        np.testing.assert_array_equal(s.to_map(xy, system), xy / per)
+        np.testing.assert_array_equal(s.from_map(s.to_map(xy, system), system), xy)
+    assert s.to_map(8.0) == 2.0  # lengths too (a spot radius); full-res by default
+    with pytest.raises(ValueError, match="unknown coordinate system"):
+        s.per_map("hires")
+    with pytest.raises(ValueError, match="unknown"):
+        MapScale(image=2.0).per_map("fullres")
+    placed = MapScale(image=2.0, um=10.0).with_image_scalef(0.5)
+    assert placed == MapScale(image=2.0, fullres=4.0, um=10.0)
+
+
+def test_regionmap_and_stored_regions_carry_the_scale():
+    rmap = RegionMap(np.ones((3, 3), np.uint8), ("a",), downsample=2.0, pixel_size_um=10.0)
+    assert rmap.scale == MapScale(image=2.0, um=10.0)
+    np.testing.assert_array_equal(rmap.lookup(np.array([[5.9, 0.0], [6.0, 0.0]])), [1, 0])
+    stored = td.get.load_store(_adata(scalef=0.5, downsample=2.0), "regions")["L1"]
+    assert stored.scale.fullres == stored.scale_to_fullres == 4.0
+    assert stored.scale.um == stored.pixel_size_um == 10.0
+    back = td.get.StoredRegions.from_uns(stored.to_uns())  # the h5ad schema keeps both numbers
+    assert (back.scale.fullres, back.scale.um) == (4.0, 10.0)
