@@ -275,7 +275,35 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
         raise InputError("adata has no observations (spots/cells) to assign.")
     xy = spatial_coords(adata)
     stores = _as_stores(adata, regions, regions_key)
-    # observation -> library
+    groups = _library_groups(adata, stores, regions_key, library_key, library_id)
+    in_tissue = (adata.obs["in_tissue"].to_numpy().astype(bool) if "in_tissue" in adata.obs
+                 else np.zeros(adata.n_obs, bool))
+    results: dict[str, tuple[np.ndarray, _Result]] = {}
+    reports: dict[str, Any] = {}
+    modes: dict[str, str] = {}
+    for lib, idx in groups:
+        store = stores.get(lib, stores.get("*"))
+        modes[lib], cells, radius = _library_mode(adata, lib, idx, mode)
+        res = _decide(_assign_one(xy[idx], store, modes[lib], radius, cells, quad_segs),
+                      min_tissue_fraction)
+        reports[lib] = _check_alignment(adata, lib, store, xy[idx], in_tissue[idx],
+                                        "in_tissue" in adata.obs, stores, check_alignment)
+        results[lib] = (idx, res)
+    out = adata.copy() if copy else adata
+    _write(out, key_added, _combine(results, stores, adata.n_obs))
+    out.uns[f"{key_added}_assignment"] = {
+        "regions_key": regions_key if regions is None else "<given>",
+        "mode": {str(k): v for k, v in modes.items()},
+        "min_tissue_fraction": float(min_tissue_fraction),
+        "alignment": {str(k): {kk: (float(vv) if isinstance(vv, float) else str(vv))
+                               for kk, vv in v.items()} for k, v in reports.items()},
+    }
+    return out if copy else None
+
+
+def _library_groups(adata, stores: dict[str, StoredRegions], regions_key: str, library_key: str | None,
+                    library_id: str | None) -> list[tuple[str, Any]]:
+    """``(library, observation index)`` pairs: which observations each library's regions label."""
     if library_key is not None:
         lib_cat = pd.Categorical(library_column(adata, library_key))
         obs_lib = lib_cat.codes
@@ -285,61 +313,62 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
             raise InputError(f"libraries {missing} (from obs['{library_key}']) have no segmented regions "
                              f"(have: {sorted(stores)}); the image and the coordinates must come from the "
                              f"same library: run segment_regions for those libraries.")
+        return [(str(lib_cat.categories[c]), np.flatnonzero(obs_lib == c)) for c in np.unique(obs_lib)]
+    if library_id is not None:
+        lib = str(library_id)
+        if lib not in stores and "*" not in stores:
+            raise InputError(f"library_id '{library_id}' has no segmented regions "
+                             f"(have: {sorted(stores)}).")
+    elif len(stores) == 1:
+        lib = next(iter(stores))
+        sp_libs = list(adata.uns.get("spatial") or {}) if isinstance(adata.uns.get("spatial"), dict) else []
+        if lib == "*" and len(sp_libs) == 1:
+            lib = str(sp_libs[0])
     else:
-        if library_id is not None:
-            lib = str(library_id)
-            if lib not in stores and "*" not in stores:
-                raise InputError(f"library_id '{library_id}' has no segmented regions "
-                                 f"(have: {sorted(stores)}).")
-        elif len(stores) == 1:
-            lib = next(iter(stores))
-            sp_libs = list(adata.uns.get("spatial") or {}) if isinstance(adata.uns.get("spatial"), dict) else []
-            if lib == "*" and len(sp_libs) == 1:
-                lib = str(sp_libs[0])
-        else:
-            raise InputError(f"adata.uns['{regions_key}'] has regions for several libraries "
-                             f"{sorted(stores)}: pass library_key= (the obs column naming each "
-                             "spot's library) or library_id=.")
-        obs_lib = None
-        single_lib = lib
+        raise InputError(f"adata.uns['{regions_key}'] has regions for several libraries "
+                         f"{sorted(stores)}: pass library_key= (the obs column naming each "
+                         "spot's library) or library_id=.")
+    return [(lib, slice(None))]
 
+
+def _library_mode(adata, lib: str, idx, mode: str) -> tuple[str, Any, float | None]:
+    """The mode one library is assigned with, its cell polygons (or None) and spot radius."""
     sp = adata.uns.get("spatial") if isinstance(adata.uns.get("spatial"), dict) else {}
-    in_tissue = (adata.obs["in_tissue"].to_numpy().astype(bool) if "in_tissue" in adata.obs
-                 else np.zeros(adata.n_obs, bool))
-    results: dict[str, tuple[np.ndarray, _Result]] = {}
-    reports: dict[str, Any] = {}
-    modes: dict[str, str] = {}
-    groups = ([(single_lib, slice(None))] if obs_lib is None else
-              [(str(lib_cat.categories[c]), np.flatnonzero(obs_lib == c)) for c in np.unique(obs_lib)])
-    for lib, idx in groups:
-        store = stores.get(lib, stores.get("*"))
-        lib_mode = mode
-        cells = None
-        radius = None
-        if lib_mode in ("auto", "polygon"):
-            cells = _cell_polygons(adata, idx)
-            if lib_mode == "polygon" and cells is None:
-                raise InputError("mode='polygon' needs cell boundaries in adata.uns['cell_boundaries'] "
-                                 "(read with td.io.read_merscope or read_cells(boundaries=...)).")
-        if lib_mode == "auto":
-            tech = technology(adata, lib) if lib in sp else "cells"
-            lib_mode = "polygon" if cells is not None else ("disk" if tech.startswith("visium") else "centroid")
-        if lib_mode == "disk":
-            if lib not in sp:
-                raise InputError(f"library '{lib}' is not in adata.uns['spatial'], so the spot diameter "
-                                 "is unknown; add its scalefactors or use mode='centroid'.")
-            d = scalefactors(adata, lib).get("spot_diameter_fullres")
-            if not d:
-                raise InputError(f"scalefactors of library '{lib}' lack 'spot_diameter_fullres' "
-                                 "(needed for spot disks); add it or use mode='centroid'.")
-            radius = float(d) / 2.0
-        res = _decide(_assign_one(xy[idx], store, lib_mode, radius, cells, quad_segs),
-                      min_tissue_fraction)
-        reports[lib] = _check_alignment(adata, lib, store, xy[idx], in_tissue[idx],
-                                        "in_tissue" in adata.obs, stores, check_alignment)
-        results[lib] = (idx, res)
-        modes[lib] = lib_mode
+    cells = None
+    radius = None
+    if mode in ("auto", "polygon"):
+        cells = _cell_polygons(adata, idx)
+        if mode == "polygon" and cells is None:
+            raise InputError("mode='polygon' needs cell boundaries in adata.uns['cell_boundaries'] "
+                             "(read with td.io.read_merscope or read_cells(boundaries=...)).")
+    if mode == "auto":
+        tech = technology(adata, lib) if lib in sp else "cells"
+        mode = "polygon" if cells is not None else ("disk" if tech.startswith("visium") else "centroid")
+    if mode == "disk":
+        if lib not in sp:
+            raise InputError(f"library '{lib}' is not in adata.uns['spatial'], so the spot diameter "
+                             "is unknown; add its scalefactors or use mode='centroid'.")
+        d = scalefactors(adata, lib).get("spot_diameter_fullres")
+        if not d:
+            raise InputError(f"scalefactors of library '{lib}' lack 'spot_diameter_fullres' "
+                             "(needed for spot disks); add it or use mode='centroid'.")
+        radius = float(d) / 2.0
+    return mode, cells, radius
 
+
+@dataclass
+class _Combined:
+    """All libraries' results in one set of categories (classes first, ``outside`` last)."""
+
+    categories: list[str]
+    colors: dict[str, str]
+    codes: np.ndarray
+    confidence: np.ndarray
+    fractions: np.ndarray | None
+
+
+def _combine(results: dict[str, tuple[np.ndarray, _Result]], stores: dict[str, StoredRegions],
+             n_obs: int) -> _Combined:
     # union of classes in first-seen order, 'outside' last; colours in category order
     classes: list[str] = []
     colors: dict[str, str] = {}
@@ -348,13 +377,15 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
             if c not in classes:
                 classes.append(c)
             colors.setdefault(c, st.colors.get(c, "#000000"))
+    colors.setdefault(OUTSIDE, next((st.colors[OUTSIDE] for st in stores.values()
+                                     if OUTSIDE in st.colors), "#d9d9d9"))
     categories = [*classes, OUTSIDE]
     # centroid-only results need no fractions matrix (it would be one-hot)
     want_fractions = any(res.fractions is not None for _, res in results.values())
-    fractions = np.zeros((adata.n_obs, len(categories)), np.float32) if want_fractions else None
-    confidence = np.zeros(adata.n_obs, np.float32)
+    fractions = np.zeros((n_obs, len(categories)), np.float32) if want_fractions else None
+    confidence = np.zeros(n_obs, np.float32)
     code_dtype = np.int8 if len(categories) < 128 else np.int32
-    codes = np.zeros(adata.n_obs, dtype=code_dtype)
+    codes = np.zeros(n_obs, dtype=code_dtype)
     for idx, res in results.values():
         n_c = len(res.classes)
         lab_map = np.array([len(categories) - 1] + [categories.index(c) for c in res.classes],
@@ -362,29 +393,21 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
         codes[idx] = lab_map[res.labels]
         confidence[idx] = res.confidence
         if fractions is not None:
-            rows = np.arange(adata.n_obs)[idx]
+            rows = np.arange(n_obs)[idx]
             if res.fractions is None:
                 fractions[rows, lab_map[res.labels]] = 1.0
             else:
                 col = np.r_[lab_map[1:], lab_map[0]]
                 fractions[np.ix_(rows, col)] = res.fractions[:, [*range(1, n_c + 1), 0]]
+    return _Combined(categories, colors, codes, confidence, fractions)
 
-    out = adata.copy() if copy else adata
-    out.obs[key_added] = pd.Categorical.from_codes(codes, categories=categories)
-    out.obs[f"{key_added}_confidence"] = confidence
-    if fractions is not None:
-        out.obsm[f"{key_added}_fractions"] = pd.DataFrame(fractions, index=out.obs_names.copy(),
-                                                          columns=categories)
+
+def _write(out, key_added: str, c: _Combined) -> None:
+    out.obs[key_added] = pd.Categorical.from_codes(c.codes, categories=c.categories)
+    out.obs[f"{key_added}_confidence"] = c.confidence
+    if c.fractions is not None:
+        out.obsm[f"{key_added}_fractions"] = pd.DataFrame(c.fractions, index=out.obs_names.copy(),
+                                                          columns=c.categories)
     elif f"{key_added}_fractions" in out.obsm:  # stale, from an earlier disk/polygon assignment
         del out.obsm[f"{key_added}_fractions"]
-    colors.setdefault(OUTSIDE, next((st.colors[OUTSIDE] for st in stores.values()
-                                     if OUTSIDE in st.colors), "#d9d9d9"))
-    out.uns[f"{key_added}_colors"] = np.array([colors[c] for c in categories], dtype=object)
-    out.uns[f"{key_added}_assignment"] = {
-        "regions_key": regions_key if regions is None else "<given>",
-        "mode": {str(k): v for k, v in modes.items()},
-        "min_tissue_fraction": float(min_tissue_fraction),
-        "alignment": {str(k): {kk: (float(vv) if isinstance(vv, float) else str(vv))
-                               for kk, vv in v.items()} for k, v in reports.items()},
-    }
-    return out if copy else None
+    out.uns[f"{key_added}_colors"] = np.array([c.colors[k] for k in c.categories], dtype=object)
