@@ -18,6 +18,7 @@ of cells of a region in non-reference samples (a lesion): fewer cells there, and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
@@ -122,6 +123,51 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
     >>> sim.shape, int(sim.var["de_a"].sum())
     ((100, 100), 5)
     """
+    lo, hi = _check_arguments(obs, n_genes, lfc_range, frac_de)
+    rng = np.random.default_rng(seed)
+    obs = obs.copy()
+    regions = _column(obs, region_key)
+    samples = _column(obs, sample_key)
+    conds = _column(obs, condition_key)
+    region_names = [str(r) for r in regions.categories]
+    if de_regions is None:
+        de_regions = region_names[:2]
+    cell_loss = _check_regions(region_names, de_regions, cell_loss, region_key)
+    diseased = np.asarray(conds.astype(str)) != str(reference)
+    keep, n_cells, lesion = _anatomy_change(rng, obs, regions, diseased, cells_per_spot, cell_loss,
+                                            lesion_key, lesion_cell_factor)
+    obs, regions, samples, conds, n_cells, diseased, lesion = (
+        obs.loc[keep], regions[keep], samples[keep], conds[keep], n_cells[keep], diseased[keep], lesion[keep])
+    genes = _gene_effects(rng, obs, n_genes, region_names, len(samples.categories), cell_type_key=cell_type_key,
+                          de_regions=de_regions, frac_de=frac_de, lfc=(lo, hi), sample_sd=sample_sd,
+                          dispersion=dispersion, frac_markers=frac_markers, marker_sd=marker_sd,
+                          lesion=(frac_lesion_genes, lesion_lfc) if lesion_key is not None else None)
+    prof, inverse = _profiles(genes, regions, samples, diseased, lesion)
+    size = rng.lognormal(-0.5 * library_size**2, library_size, len(obs)) if library_size > 0 else np.ones(len(obs))
+    X = _nb_counts(rng, prof, inverse, depth * size * (n_cells / (cells_per_spot or 1.0)), genes.phi)
+    phi = genes.phi
+    obs["n_cells"] = n_cells.astype(np.int64)
+    obs["size_factor"] = size
+    obs.index = obs.index.astype(str)
+    var = _var(genes, region_names, depth, lesion_key is not None)
+    out = ad.AnnData(X=X, obs=obs, var=var)
+    out.layers["counts"] = X.copy()
+    out.uns["sim_expression"] = {
+        "region_key": region_key, "sample_key": sample_key, "condition_key": condition_key,
+        "reference": str(reference), "cell_type_key": cell_type_key or "", "n_genes": int(n_genes),
+        "de_regions": [str(r) for r in de_regions], "frac_de": float(frac_de), "lfc_range": [lo, hi],
+        "sample_sd": float(sample_sd), "dispersion": phi.tolist() if phi.std() > 0 else float(phi[0]),
+        "library_size": float(library_size), "depth": float(depth), "frac_markers": float(frac_markers),
+        "marker_sd": float(marker_sd), "cells_per_spot": float(cells_per_spot or 0),
+        "cell_loss": {"regions": list(cell_loss), "fractions": list(cell_loss.values())}, "seed": int(seed),
+        "lesion": {"key": lesion_key or "", "cell_factor": float(lesion_cell_factor),
+                   "frac_genes": float(frac_lesion_genes), "lfc": float(lesion_lfc)},
+    }
+    return out
+
+
+def _check_arguments(obs, n_genes: int, lfc_range, frac_de: float) -> tuple[float, float]:
+    """The planted |log2FC| range ``(low, high)``, after checking the simple arguments."""
     if not isinstance(obs, pd.DataFrame) or len(obs) == 0:
         raise InputError("obs must be a non-empty pandas DataFrame with region/sample/condition columns.")
     if n_genes < 1:
@@ -131,14 +177,11 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
         raise InputError(f"lfc_range must be (low, high) with 0 <= low <= high, got {lfc_range}.")
     if not 0 <= frac_de <= 1:
         raise InputError(f"frac_de must be in [0, 1], got {frac_de}.")
-    rng = np.random.default_rng(seed)
-    obs = obs.copy()
-    regions = _column(obs, region_key)
-    samples = _column(obs, sample_key)
-    conds = _column(obs, condition_key)
-    region_names = [str(r) for r in regions.categories]
-    if de_regions is None:
-        de_regions = region_names[:2]
+    return lo, hi
+
+
+def _check_regions(region_names: list[str], de_regions, cell_loss, region_key: str) -> dict[str, float]:
+    """``cell_loss`` as ``{region: fraction}``, after checking it and ``de_regions``."""
     unknown = [r for r in de_regions if str(r) not in region_names]
     if unknown:
         raise InputError(f"de_regions {unknown} not in obs['{region_key}'] ({', '.join(region_names)}).")
@@ -146,9 +189,14 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
     for reg, frac in cell_loss.items():
         if reg not in region_names or not 0 <= frac < 1:
             raise InputError(f"cell_loss needs existing regions and fractions in [0, 1); got {reg}: {frac}.")
-    diseased = np.asarray(conds.astype(str)) != str(reference)
+    return cell_loss
 
-    # anatomy change: remove cells (rows) in a lesioned region, or thin cells per spot
+
+def _anatomy_change(rng, obs: pd.DataFrame, regions: pd.Categorical, diseased: np.ndarray,
+                    cells_per_spot: float | None, cell_loss: dict[str, float], lesion_key: str | None,
+                    lesion_cell_factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows kept, cells per row, in lesion)``: cells removed (rows) in a lesioned region,
+    or thinned per spot."""
     n_cells = np.ones(len(obs)) if cells_per_spot is None else np.maximum(1, rng.poisson(cells_per_spot, len(obs)))
     keep = np.ones(len(obs), dtype=bool)
     for reg, frac in cell_loss.items():
@@ -168,10 +216,28 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
             keep &= ~(lesion & (rng.random(len(obs)) >= lesion_cell_factor))
         else:
             n_cells[lesion] = np.maximum(1, rng.binomial(n_cells[lesion].astype(np.int64), lesion_cell_factor))
-    obs, regions, samples, conds, n_cells, diseased, lesion = (
-        obs.loc[keep], regions[keep], samples[keep], conds[keep], n_cells[keep], diseased[keep], lesion[keep])
+    return keep, n_cells, lesion
 
-    # gene-level parameters
+
+@dataclass
+class _Genes:
+    """Gene-level parameters of the model (see the module docstring)."""
+
+    log2_p: np.ndarray  # (G,) baseline log2 abundance
+    R: np.ndarray  # (regions, G) region markers
+    T: np.ndarray  # (cell types, G) cell-type markers (one zero row without cell types)
+    t_codes: np.ndarray  # (n,) cell type of each row
+    S: np.ndarray  # (samples, G) sample random effects
+    D: np.ndarray  # (regions, G) planted condition effects
+    L: np.ndarray  # (G,) lesion program
+    phi: np.ndarray  # (G,) NB dispersion
+
+
+def _gene_effects(rng, obs: pd.DataFrame, n_genes: int, region_names: list[str], n_samples: int, *,
+                  cell_type_key, de_regions, frac_de: float, lfc: tuple[float, float], sample_sd: float,
+                  dispersion, frac_markers: float, marker_sd: float,
+                  lesion: tuple[float, float] | None) -> _Genes:
+    """Draw the gene-level parameters (``lesion``: fraction of lesion genes and their log2FC)."""
     log2_p = rng.normal(0.0, 1.5, n_genes) / np.log(2)
     R = _effects(rng, len(region_names), n_genes, frac_markers, marker_sd)
     if cell_type_key is not None:
@@ -180,67 +246,62 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
         t_codes = ctypes.codes.astype(np.int64)
     else:
         T, t_codes = np.zeros((1, n_genes)), np.zeros(len(obs), dtype=np.int64)
-    S = rng.normal(0.0, sample_sd, (len(samples.categories), n_genes))
+    S = rng.normal(0.0, sample_sd, (n_samples, n_genes))
     D = np.zeros((len(region_names), n_genes))
     n_de = int(round(frac_de * n_genes))
     for reg in de_regions:
         idx = rng.choice(n_genes, size=n_de, replace=False)
-        D[region_names.index(str(reg)), idx] = rng.uniform(lo, hi, n_de) * rng.choice([-1.0, 1.0], n_de)
+        D[region_names.index(str(reg)), idx] = rng.uniform(*lfc, n_de) * rng.choice([-1.0, 1.0], n_de)
     L = np.zeros(n_genes)
-    if lesion_key is not None:
-        n_les = int(round(frac_lesion_genes * n_genes))
-        L[rng.choice(n_genes, size=n_les, replace=False)] = float(lesion_lfc)
+    if lesion is not None:
+        n_les = int(round(lesion[0] * n_genes))
+        L[rng.choice(n_genes, size=n_les, replace=False)] = float(lesion[1])
     phi = np.broadcast_to(np.asarray(dispersion, dtype=float), (n_genes,)).copy()
     if (phi <= 0).any():
         raise InputError("dispersion must be > 0.")
+    return _Genes(log2_p, R, T, t_codes, S, D, L, phi)
 
-    # one expected profile per (region, cell type, sample, diseased) combination
+
+def _profiles(genes: _Genes, regions: pd.Categorical, samples: pd.Categorical, diseased: np.ndarray,
+              lesion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One expected profile per (region, cell type, sample, diseased, lesion) combination, and
+    the combination of each row."""
     r_codes = regions.codes.astype(np.int64)
     s_codes = samples.codes.astype(np.int64)
-    combo = np.stack([r_codes, t_codes, s_codes, diseased.astype(np.int64), lesion.astype(np.int64)], axis=1)
+    combo = np.stack([r_codes, genes.t_codes, s_codes, diseased.astype(np.int64), lesion.astype(np.int64)],
+                     axis=1)
     uniq, inverse = np.unique(combo, axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    logp = (log2_p[None, :] + R[uniq[:, 0]] + T[uniq[:, 1]] + S[uniq[:, 2]]
-            + D[uniq[:, 0]] * uniq[:, 3:4] + L[None, :] * uniq[:, 4:5])
+    logp = (genes.log2_p[None, :] + genes.R[uniq[:, 0]] + genes.T[uniq[:, 1]] + genes.S[uniq[:, 2]]
+            + genes.D[uniq[:, 0]] * uniq[:, 3:4] + genes.L[None, :] * uniq[:, 4:5])
     prof = np.exp2(logp - logp.max(axis=1, keepdims=True))
     prof /= prof.sum(axis=1, keepdims=True)
-    size = rng.lognormal(-0.5 * library_size**2, library_size, len(obs)) if library_size > 0 else np.ones(len(obs))
-    scale = depth * size * (n_cells / (cells_per_spot or 1.0))
+    return prof, inverse
 
-    # gamma-Poisson sampling in row chunks, straight into CSR
+
+def _nb_counts(rng, prof: np.ndarray, inverse: np.ndarray, scale: np.ndarray, phi: np.ndarray) -> sparse.csr_matrix:
+    """Gamma-Poisson counts with mean ``prof[inverse] * scale``, in row chunks, straight into CSR."""
+    n_genes = prof.shape[1]
     chunks = []
     step = max(1, 2_000_000 // n_genes)
-    for start in range(0, len(obs), step):
+    for start in range(0, len(inverse), step):
         sl = slice(start, start + step)
         mu = prof[inverse[sl]] * scale[sl, None]
         lam = rng.gamma(1.0 / phi[None, :], mu * phi[None, :])
         chunks.append(sparse.csr_matrix(rng.poisson(lam).astype(np.int32)))
-    X = sparse.vstack(chunks, format="csr") if chunks else sparse.csr_matrix((0, n_genes), dtype=np.int32)
+    return sparse.vstack(chunks, format="csr") if chunks else sparse.csr_matrix((0, n_genes), dtype=np.int32)
 
-    obs["n_cells"] = n_cells.astype(np.int64)
-    obs["size_factor"] = size
-    obs.index = obs.index.astype(str)
-    base = (depth * np.exp2(log2_p) / np.exp2(log2_p).sum())
-    var = pd.DataFrame({"base_mean": base}, index=[f"gene{i:05d}" for i in range(n_genes)])
+
+def _var(genes: _Genes, region_names: list[str], depth: float, with_lesion: bool) -> pd.DataFrame:
+    """Gene truth: expected count per unit, planted DE per region, lesion genes."""
+    base = (depth * np.exp2(genes.log2_p) / np.exp2(genes.log2_p).sum())
+    var = pd.DataFrame({"base_mean": base}, index=[f"gene{i:05d}" for i in range(len(base))])
     for j, reg in enumerate(region_names):
-        var[f"de_{reg}"] = D[j] != 0
-        var[f"lfc_{reg}"] = D[j]
-    if lesion_key is not None:
-        var["lesion_gene"] = L != 0
-    out = ad.AnnData(X=X, obs=obs, var=var)
-    out.layers["counts"] = X.copy()
-    out.uns["sim_expression"] = {
-        "region_key": region_key, "sample_key": sample_key, "condition_key": condition_key,
-        "reference": str(reference), "cell_type_key": cell_type_key or "", "n_genes": int(n_genes),
-        "de_regions": [str(r) for r in de_regions], "frac_de": float(frac_de), "lfc_range": [lo, hi],
-        "sample_sd": float(sample_sd), "dispersion": phi.tolist() if phi.std() > 0 else float(phi[0]),
-        "library_size": float(library_size), "depth": float(depth), "frac_markers": float(frac_markers),
-        "marker_sd": float(marker_sd), "cells_per_spot": float(cells_per_spot or 0),
-        "cell_loss": {"regions": list(cell_loss), "fractions": list(cell_loss.values())}, "seed": int(seed),
-        "lesion": {"key": lesion_key or "", "cell_factor": float(lesion_cell_factor),
-                   "frac_genes": float(frac_lesion_genes), "lfc": float(lesion_lfc)},
-    }
-    return out
+        var[f"de_{reg}"] = genes.D[j] != 0
+        var[f"lfc_{reg}"] = genes.D[j]
+    if with_lesion:
+        var["lesion_gene"] = genes.L != 0
+    return var
 
 
 def expression_study(n_per_condition: int = 3, regions: Sequence[str] = (
