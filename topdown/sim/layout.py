@@ -75,6 +75,74 @@ def layout(spec: TissueSpec, seed: int, *, size: int | None = None,
     (128, 128)
     >>> mask = td.sim.region_mask(sec)
     """
+    size, nominal, modality, condition = _check_arguments(spec, seed, size, pixel_size_um, modality, condition)
+    ss = np.random.SeedSequence([int(seed), 0x5EC7])
+    g_rng, v_rng, f_rng, c_rng, a_rng, p_rng = (np.random.default_rng(s) for s in ss.spawn(6))
+    var = spec.variation
+    params: dict[str, Any] = {"seed": int(seed), "spec": spec.name, "modality": modality,
+                              "condition": condition, "size": size, "nominal_pixel_size_um": nominal}
+
+    # -- 1. shapes in the anatomical frame ------------------------------------------------
+    variables = {k: float(g_rng.uniform(lo, hi)) for k, (lo, hi) in var.variables.items()}
+    params["variables"] = variables
+    shapes = _build_all(spec, g_rng, variables)
+
+    # -- 2. hemisection + smooth variation ---------------------------------------------
+    shapes, params["hemisection"] = _hemisection(shapes, var.hemisection, v_rng)
+    transform, tparams = _sample_transform(var, shapes, v_rng)
+    params.update(tparams)
+    # the warp keeps shapes apart in theory, but two nearly touching edges of a shape can
+    # cross after it in floating point, which GEOS set operations refuse ("side location
+    # conflict"); _clean repairs such a shape and passes valid polygons through unchanged
+    shapes = {k: _clean(shapely.transform(shapely.segmentize(g, tparams["segment_um"]), transform))
+              if not g.is_empty else g for k, g in shapes.items()}
+    regions = _disjoint(spec, shapes)
+
+    # -- 3. field of view ------------------------------------------------------------------
+    jitter = var.pixel_size_jitter if pixel_size_jitter is None else float(pixel_size_jitter)
+    px = nominal * float(f_rng.uniform(1.0 - jitter, 1.0 + jitter)) if jitter > 0 else nominal
+    side_um = size * px
+    regions, shapes, fov = _field_of_view(spec, regions, shapes, side_um, f_rng)
+    params.update(pixel_size_um=px, **fov)
+
+    # -- 4. styles, nuclei, pathology ----------------------------------------------------
+    frame = (params["flip"], params["rotation_deg"])
+    region_style = {r.name: _style(r, regions[r.name], c_rng, frame) for r in spec.regions}
+    lesion = None
+    if condition == "pathological" and spec.pathology.lesion is not None:
+        lesion = params["lesion"] = _lesion(spec, regions, region_style, p_rng)
+    cell_table, cell_style, objects, params["densities_per_mm2"] = _sample_cells(
+        spec, regions, shapes, region_style, c_rng, frame)
+    if condition == "pathological":
+        cell_table, loss = _pathology_cells(spec, cell_table, lesion, p_rng)
+        if loss is not None:
+            params["cell_loss"] = loss
+    params["objects"] = {k: np.round(v, 2).tolist() for k, v in objects.items()}
+    for k, v in objects.items():  # e.g. adipocyte size for the renderer's cell-wall texture
+        if len(v):
+            region_style[k]["cell_size_um"] = float(2.0 * v[:, 2].mean())
+
+    # -- 5. geometric artefacts ------------------------------------------------------------
+    regions, cell_table, params["tears"] = _tears(spec, regions, cell_table, px, a_rng)
+    regions, cell_table, folds, params["folds"] = _folds(spec, regions, cell_table, a_rng)
+    view = box(0, 0, side_um, side_um)
+    regions = {k: _clean(shapely.intersection(g, view)) for k, g in regions.items()}
+    folds = [f for f in (_clean(shapely.intersection(f, view)) for f in folds) if not f.is_empty]
+
+    cells_df = pd.DataFrame(cell_table, columns=list(CELL_COLUMNS))
+    cells_df["cell_type"] = cells_df["cell_type"].astype(str)
+    cells_df["region"] = cells_df["region"].astype(str)
+    cells_df["layer"] = cells_df["layer"].astype(np.uint8)
+    params["n_cells"] = int(len(cells_df))
+    params["classes_present"] = [k for k in spec.classes if not regions[k].is_empty]
+    return Section(classes=list(spec.classes), regions=regions, cells=cells_df.reset_index(drop=True),
+                   width_um=side_um, height_um=side_um, pixel_size_um=px,
+                   thickness_um=spec.imaging.thickness_um, folds=folds,
+                   region_style=region_style, cell_style=cell_style, params=params)
+
+
+def _check_arguments(spec, seed, size, pixel_size_um, modality, condition) -> tuple[int, float, str, str]:
+    """``(size, nominal pixel size, modality, condition)`` with the spec's defaults, checked."""
     if not isinstance(spec, TissueSpec):
         raise InputError(f"spec must be a TissueSpec, got {type(spec).__name__}; "
                          "use td.sim.load_preset(name) or TissueSpec.from_yaml(path)")
@@ -94,99 +162,54 @@ def layout(spec: TissueSpec, seed: int, *, size: int | None = None,
         raise InputError(f"condition {condition!r} is not allowed; allowed values: {', '.join(CONDITIONS)}")
     if condition == "pathological" and spec.pathology is None:
         raise SpecError(f"pathology: spec {spec.name!r} has no pathology block; add one or use condition=None")
+    return size, nominal, modality, condition
 
-    ss = np.random.SeedSequence([int(seed), 0x5EC7])
-    g_rng, v_rng, f_rng, c_rng, a_rng, p_rng = (np.random.default_rng(s) for s in ss.spawn(6))
+
+def _hemisection(shapes: dict[str, BaseGeometry], probability: float, rng
+                 ) -> tuple[dict[str, BaseGeometry], dict[str, Any] | None]:
+    """Shapes cut to one half (with the given probability), and the cut's record (or None)."""
+    if not rng.random() < probability:
+        return shapes, None
+    x0, _, x1, _ = shapely.union_all(list(shapes.values())).bounds
+    cut = float(rng.normal(0.0, 0.02 * (x1 - x0)))
+    side = int(rng.choice([-1, 1]))
+    big = 1e7
+    half = box(-big, -big, cut, big) if side < 0 else box(cut, -big, big, big)
+    shapes = {k: shapely.intersection(g, half) for k, g in shapes.items()}
+    return shapes, {"cut_x_um": cut, "keep": "left" if side < 0 else "right"}
+
+
+def _field_of_view(spec: TissueSpec, regions: dict[str, BaseGeometry], shapes: dict[str, BaseGeometry],
+                   side_um: float, rng) -> tuple[dict, dict, dict[str, Any]]:
+    """Regions and shapes moved into a ``side_um`` square view (whole section or a crop
+    centred inside the tissue, optional straight capture-area edge), and its record."""
     var = spec.variation
-    params: dict[str, Any] = {"seed": int(seed), "spec": spec.name, "modality": modality,
-                              "condition": condition, "size": size, "nominal_pixel_size_um": nominal}
-
-    # -- 1. shapes in the anatomical frame ------------------------------------------------
-    variables = {k: float(g_rng.uniform(lo, hi)) for k, (lo, hi) in var.variables.items()}
-    params["variables"] = variables
-    shapes = _build_all(spec, g_rng, variables)
-
-    # -- 2. hemisection + smooth variation ---------------------------------------------
-    if v_rng.random() < var.hemisection:
-        x0, _, x1, _ = shapely.union_all(list(shapes.values())).bounds
-        cut = float(v_rng.normal(0.0, 0.02 * (x1 - x0)))
-        side = int(v_rng.choice([-1, 1]))
-        big = 1e7
-        half = box(-big, -big, cut, big) if side < 0 else box(cut, -big, big, big)
-        shapes = {k: shapely.intersection(g, half) for k, g in shapes.items()}
-        params["hemisection"] = {"cut_x_um": cut, "keep": "left" if side < 0 else "right"}
-    else:
-        params["hemisection"] = None
-    transform, tparams = _sample_transform(var, shapes, v_rng)
-    params.update(tparams)
-    # the warp keeps shapes apart in theory, but two nearly touching edges of a shape can
-    # cross after it in floating point, which GEOS set operations refuse ("side location
-    # conflict"); _clean repairs such a shape and passes valid polygons through unchanged
-    shapes = {k: _clean(shapely.transform(shapely.segmentize(g, tparams["segment_um"]), transform))
-              if not g.is_empty else g for k, g in shapes.items()}
-    regions = _disjoint(spec, shapes)
     tissue = shapely.union_all(list(regions.values()))
     if tissue.is_empty:
         raise SpecError(f"regions: the geometry of spec {spec.name!r} is empty for every region; "
                         "check radii, depths and parent clipping")
-
-    # -- 3. field of view ------------------------------------------------------------------
-    jitter = var.pixel_size_jitter if pixel_size_jitter is None else float(pixel_size_jitter)
-    px = nominal * float(f_rng.uniform(1.0 - jitter, 1.0 + jitter)) if jitter > 0 else nominal
-    side_um = size * px
-    whole = bool(f_rng.random() < var.whole)
+    whole = bool(rng.random() < var.whole)
     if whole:
         x0, y0, x1, y1 = tissue.bounds
-        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + f_rng.normal(0, 0.03 * side_um, 2)
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + rng.normal(0, 0.03 * side_um, 2)
     else:
         focus = tissue
         if var.focus:
             focus = _clean(shapely.intersection(shapely.union_all([regions.get(n, shapes.get(n))
                                                                    for n in var.focus]), tissue))
-        centre = _cells.uniform_points(focus if not focus.is_empty else tissue, 1, f_rng)[0]
+        centre = _cells.uniform_points(focus if not focus.is_empty else tissue, 1, rng)[0]
     shift = (side_um / 2 - centre[0], side_um / 2 - centre[1])
-    params.update(pixel_size_um=px, fov_um=side_um, fov="whole" if whole else "crop",
-                  fov_centre_um=[float(centre[0]), float(centre[1])])
+    record: dict[str, Any] = {"fov_um": side_um, "fov": "whole" if whole else "crop",
+                              "fov_centre_um": [float(centre[0]), float(centre[1])]}
     margin = 20.0
     view = box(-margin, -margin, side_um + margin, side_um + margin)
-    frame = box(0, 0, side_um, side_um)
     regions = {k: _clean(shapely.intersection(affinity.translate(g, *shift), view)) for k, g in regions.items()}
     shapes = {k: affinity.translate(g, *shift) for k, g in shapes.items()}
-    if f_rng.random() < var.edge_cut:
-        regions, params["edge_cut"] = _edge_cut(regions, side_um, f_rng)
+    if rng.random() < var.edge_cut:
+        regions, record["edge_cut"] = _edge_cut(regions, side_um, rng)
     else:
-        params["edge_cut"] = None
-
-    # -- 4. styles, nuclei, pathology ----------------------------------------------------
-    region_style = {r.name: _style(r, regions[r.name], c_rng, params) for r in spec.regions}
-    lesion = None
-    if condition == "pathological" and spec.pathology.lesion is not None:
-        lesion = _lesion(spec, regions, region_style, p_rng, params)
-    cell_table, cell_style, objects = _sample_cells(spec, regions, shapes, region_style, c_rng, params)
-    if condition == "pathological":
-        cell_table = _pathology_cells(spec, cell_table, lesion, p_rng, params)
-    params["objects"] = {k: np.round(v, 2).tolist() for k, v in objects.items()}
-    for k, v in objects.items():  # e.g. adipocyte size for the renderer's cell-wall texture
-        if len(v):
-            region_style[k]["cell_size_um"] = float(2.0 * v[:, 2].mean())
-
-    # -- 5. geometric artefacts ------------------------------------------------------------
-    folds: list[BaseGeometry] = []
-    regions, cell_table = _tears(spec, regions, cell_table, px, a_rng, params)
-    regions, cell_table, folds = _folds(spec, regions, cell_table, a_rng, params)
-    regions = {k: _clean(shapely.intersection(g, frame)) for k, g in regions.items()}
-    folds = [f for f in (_clean(shapely.intersection(f, frame)) for f in folds) if not f.is_empty]
-
-    cells_df = pd.DataFrame(cell_table, columns=list(CELL_COLUMNS))
-    cells_df["cell_type"] = cells_df["cell_type"].astype(str)
-    cells_df["region"] = cells_df["region"].astype(str)
-    cells_df["layer"] = cells_df["layer"].astype(np.uint8)
-    params["n_cells"] = int(len(cells_df))
-    params["classes_present"] = [k for k in spec.classes if not regions[k].is_empty]
-    return Section(classes=list(spec.classes), regions=regions, cells=cells_df.reset_index(drop=True),
-                   width_um=side_um, height_um=side_um, pixel_size_um=px,
-                   thickness_um=spec.imaging.thickness_um, folds=folds,
-                   region_style=region_style, cell_style=cell_style, params=params)
+        record["edge_cut"] = None
+    return regions, shapes, record
 
 
 # --------------------------------------------------------------------------- geometry
@@ -302,14 +325,16 @@ def _edge_cut(regions, side_um, rng):
             {"normal_angle_rad": phi, "distance_um": dist})
 
 
-def _fibre_angle(r: RegionSpec, geom: BaseGeometry, rng, params) -> float:
+def _fibre_angle(r: RegionSpec, geom: BaseGeometry, rng, frame: tuple[bool, float]) -> float:
+    """Fibre direction of a region; ``frame``: (mirrored, rotation in degrees) of the section."""
+    flip, rotation_deg = frame
     mode = r.background.fibre_orientation
     if mode in ("none", "random"):
         return float(rng.uniform(0, np.pi))
     if mode == "fixed":
         a = math.radians(r.background.fibre_angle_deg)
-        a = math.pi - a if params["flip"] else a
-        return float(np.mod(a + math.radians(params["rotation_deg"]), np.pi))
+        a = math.pi - a if flip else a
+        return float(np.mod(a + math.radians(rotation_deg), np.pi))
     if geom.is_empty:
         return 0.0
     rect = geom.minimum_rotated_rectangle
@@ -320,16 +345,17 @@ def _fibre_angle(r: RegionSpec, geom: BaseGeometry, rng, params) -> float:
     return float(np.mod(a + (math.pi / 2 if mode == "radial" else 0.0), np.pi))
 
 
-def _style(r: RegionSpec, geom, rng, params) -> dict[str, Any]:
+def _style(r: RegionSpec, geom, rng, frame: tuple[bool, float]) -> dict[str, Any]:
     b = r.background
     return {"eosin": float(rng.uniform(*b.eosin)), "texture": b.texture,
             "fibre_orientation": b.fibre_orientation,
-            "fibre_angle_rad": _fibre_angle(r, geom, rng, params),
+            "fibre_angle_rad": _fibre_angle(r, geom, rng, frame),
             "autofluorescence": b.autofluorescence, "tissue": b.tissue}
 
 
 # --------------------------------------------------------------------------- cells
-def _sample_cells(spec, regions, shapes, region_style, rng, params):
+def _sample_cells(spec, regions, shapes, region_style, rng, frame: tuple[bool, float]):
+    """``(cell table, cell styles, objects per region, densities per mm² per population)``."""
     rows: list[dict[str, np.ndarray]] = []
     cell_style: dict[str, dict[str, Any]] = {}
     objects: dict[str, np.ndarray] = {}
@@ -359,8 +385,7 @@ def _sample_cells(spec, regions, shapes, region_style, rng, params):
             major, minor = _cells.sample_shapes(pop, n, rng)
             angle = _cells.sample_angles(pop, area, pts, rng,
                                          fibre_angle=region_style[r.name]["fibre_angle_rad"],
-                                         frame_angle=math.radians(params["rotation_deg"]),
-                                         flipped=params["flip"])
+                                         frame_angle=math.radians(frame[1]), flipped=frame[0])
             rows.append({"x_um": pts[:, 0], "y_um": pts[:, 1],
                          "z_um": rng.uniform(0, spec.imaging.thickness_um, n),
                          "major_um": major, "minor_um": minor, "angle_rad": angle,
@@ -368,31 +393,31 @@ def _sample_cells(spec, regions, shapes, region_style, rng, params):
                          "region": np.full(n, r.name, dtype=object),
                          "stain": np.clip(rng.normal(1.0, pop.stain.sd, n), 0.05, None),
                          "layer": np.zeros(n, np.uint8)})
-    params["densities_per_mm2"] = densities
     if rows:
         table = {c: np.concatenate([r[c] for r in rows]) for c in CELL_COLUMNS}
     else:
         table = {c: np.empty(0, dtype=object if c in ("cell_type", "region") else float) for c in CELL_COLUMNS}
-    return table, cell_style, objects
+    return table, cell_style, objects, densities
 
 
-def _lesion(spec, regions, region_style, rng, params):
+def _lesion(spec, regions, region_style, rng) -> dict[str, Any] | None:
+    """The lesion's record (also set on its region's style), None if its region is absent."""
     les = spec.pathology.lesion
     geom = regions[les.region]
     if geom.is_empty:
-        params["lesion"] = None
         return None
     c = _cells.uniform_points(geom, 1, rng)[0]
     radius = float(rng.uniform(*les.radius_um))
     info = {"region": les.region, "centre_um": [float(c[0]), float(c[1])], "radius_um": radius,
             "density_factor": les.density_factor, "eosin_factor": les.eosin_factor}
     region_style[les.region]["lesion"] = info
-    params["lesion"] = info
     return info
 
 
-def _pathology_cells(spec, table, lesion, rng, params):
+def _pathology_cells(spec, table, lesion, rng) -> tuple[dict, dict[str, Any] | None]:
+    """The cell table after cell loss and the lesion, and the cell loss record (or None)."""
     n = len(table["x_um"])
+    record = None
     keep = np.ones(n, bool)
     loss = spec.pathology.cell_loss
     if loss is not None:
@@ -401,12 +426,12 @@ def _pathology_cells(spec, table, lesion, rng, params):
         if loss.populations:
             sel &= np.isin(table["cell_type"], loss.populations)
         keep &= ~(sel & (rng.random(n) < frac))
-        params["cell_loss"] = {"region": loss.region, "fraction": frac, "populations": list(loss.populations)}
+        record = {"region": loss.region, "fraction": frac, "populations": list(loss.populations)}
     if lesion is not None:
         d = np.hypot(table["x_um"] - lesion["centre_um"][0], table["y_um"] - lesion["centre_um"][1])
         inside = d < lesion["radius_um"]
         keep &= ~(inside & (rng.random(n) >= min(lesion["density_factor"], 1.0)))
-    return {c: v[keep] for c, v in table.items()}
+    return {c: v[keep] for c, v in table.items()}, record
 
 
 # --------------------------------------------------------------------------- artefacts
@@ -430,7 +455,8 @@ def _tear_polygon(tissue: BaseGeometry, px: float, rng) -> BaseGeometry:
     return shapely.union_all(segs)
 
 
-def _tears(spec, regions, table, px, rng, params):
+def _tears(spec, regions, table, px, rng):
+    """Regions and cell table with tears cut out, and the tears as WKT."""
     n = _count(rng, spec.artefacts.tears)
     tears = []
     tissue = shapely.union_all(list(regions.values()))
@@ -443,11 +469,11 @@ def _tears(spec, regions, table, px, rng, params):
         tissue = shapely.difference(tissue, tear)
         inside = shapely.contains_xy(tear, table["x_um"], table["y_um"]) if len(table["x_um"]) else np.zeros(0, bool)
         table = {c: v[~inside] for c, v in table.items()}
-    params["tears"] = [shapely.to_wkt(t, rounding_precision=1) for t in tears]
-    return regions, table
+    return regions, table, [shapely.to_wkt(t, rounding_precision=1) for t in tears]
 
 
-def _folds(spec, regions, table, rng, params):
+def _folds(spec, regions, table, rng):
+    """Regions and cell table after folds, the doubled areas, and one record per fold."""
     n = _count(rng, spec.artefacts.folds)
     folds, info = [], []
     for _ in range(n):
@@ -491,5 +517,4 @@ def _folds(spec, regions, table, rng, params):
             order = np.argsort(table["layer"], kind="stable")  # flap nuclei drawn last
             table = {c: v[order] for c, v in table.items()}
         info.append({"normal_angle_rad": phi, "offset_um": float(h0), "n_moved": int(moved.sum())})
-    params["folds"] = info
-    return regions, table, folds
+    return regions, table, folds, info
