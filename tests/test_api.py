@@ -14,7 +14,7 @@ import topdown as td
 API = {
     "sim": ["presets", "load_preset", "TissueSpec", "simulate", "SimDataset", "layout", "expression",
             "region_mask", "nuclei_mask", "render_section", "apply_artefacts"],
-    "seg": ["train", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
+    "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
            "to_spatialdata", "write_geojson", "read_giotto_visium"],
     "tl": ["segment_regions", "assign_regions", "pseudobulk", "region_de"],

@@ -8,6 +8,7 @@ each textured with dark nucleus-like dots, so the tests run in seconds without B
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 
 import numpy as np
@@ -350,3 +351,15 @@ def test_adapt_norm_is_skipped_on_images_too_small_for_statistics(trained):
     plain = td.seg.segment(image, model, pixel_size_um=model.pixel_size_um, tissue=False)
     assert small.meta["params"]["adapt_norm"] is False
     assert np.array_equal(small.labels, plain.labels)
+
+
+def test_the_training_plan_is_saved_with_the_model(trained):
+    """train_config is a TrainPlan written out: it reads back into one, and from the checkpoint."""
+    model, out = trained
+    plan = td.seg.TrainPlan.from_dict(model.train_config)
+    assert (plan.epochs, plan.batch_size, plan.lr, plan.seed) == (12, 4, 1e-2, 1)
+    assert plan.n_train + plan.n_val == 20 and plan.steps_per_epoch == -(-plan.n_train // 4)
+    assert plan.init is None and len(plan.class_weights) == len(model.classes) + 1
+    assert plan.to_dict() == model.train_config and "init" not in model.train_config
+    saved = td.seg.TrainPlan.from_dict(td.seg.load(out).train_config)  # JSON: tuples come back as lists
+    assert saved.to_dict() == json.loads(json.dumps(plan.to_dict()))

@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "RegionMap": ".regionmap",
     "SegModel": ".model",
     "train": "._train",
+    "TrainPlan": "._train",
     "load": ".checkpoint",
     "save": ".checkpoint",
     "available_models": ".checkpoint",

@@ -12,10 +12,12 @@ function of ``(seed, epoch)``). ``init=`` instead starts a new run from trained 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,6 +41,62 @@ from .model import DEFAULT_WIDTHS, SegModel
 from .scoring import confusion_on
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainPlan:
+    """Everything that decides a training run, saved with the model as ``train_config``.
+
+    As nnU-Net's plans: written into the checkpoint's metadata, so a model says how it was
+    trained (``TrainPlan.from_dict(model.train_config)``).
+
+    Attributes
+    ----------
+    epochs, batch_size, crop, lr, weight_decay, val_fraction, dice_weight, seed, precision
+        As the arguments of :func:`train` (``crop`` and ``precision`` resolved).
+    augment
+        The augmentation settings (:meth:`AugmentConfig.to_dict`), ``None`` without.
+    n_train, n_val
+        Training and validation frames.
+    dataset, dataset_seed
+        The dataset's folder and simulation seed.
+    init
+        Where a warm start began (source, weights hash, modality); ``None`` for a fresh run.
+    class_weights
+        Cross-entropy class weights (``outside`` first); ``None`` without class balance.
+    """
+
+    epochs: int
+    batch_size: int
+    crop: int
+    lr: float
+    weight_decay: float
+    val_fraction: float
+    dice_weight: float
+    augment: dict | None
+    seed: int
+    n_train: int
+    n_val: int
+    precision: str
+    dataset: str
+    dataset_seed: int | None
+    init: dict | None = None
+    class_weights: list[float] | None = None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(self.n_train / self.batch_size))
+
+    def to_dict(self) -> dict:
+        """The JSON-serialisable ``train_config`` (``init``, ``class_weights`` only when set)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in ("init", "class_weights") or v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainPlan:
+        """The plan of a saved ``train_config`` (unknown keys ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class _Frames:
@@ -138,7 +196,6 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     >>> model = td.seg.train("sims/brain", out="models/brain.pt", epochs=30)  # doctest: +SKIP
     """
     from .._files import output_file
-    from .._progress import progress as bar
 
     ds = open_dataset(ds)
     if len(ds) == 0:
@@ -155,98 +212,44 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     precision = pick_precision(precision, device)
     if threads:
         torch.set_num_threads(int(threads))
-    classes = list(ds.classes)
     px = dataset_pixel_size(ds)
-    modality = getattr(ds, "modality", "he")
     size = int(getattr(ds, "size", 0) or read_frame(ds, 0)[1].shape[0])
-    crop = int(crop or min(size, 256))
     cfg = None if augment is False else (augment if isinstance(augment, AugmentConfig) else AugmentConfig())
     if orientation is not None and cfg is not None:
         cfg = orientation_config(orientation, cfg)
     train_idx, val_idx = split(len(ds), val_fraction, seed)
-    steps_per_epoch = max(1, math.ceil(len(train_idx) / batch_size))
-    total_steps = steps_per_epoch * epochs
-    config = {"epochs": epochs, "batch_size": batch_size, "crop": crop, "lr": lr,
-              "weight_decay": weight_decay, "val_fraction": val_fraction, "dice_weight": dice_weight,
-              "augment": None if cfg is None else cfg.to_dict(), "seed": seed,
-              "n_train": len(train_idx), "n_val": len(val_idx), "precision": precision,
-              "dataset": str(getattr(ds, "path", "")), "dataset_seed": getattr(ds, "seed", None)}
+    plan = TrainPlan(epochs=epochs, batch_size=batch_size, crop=int(crop or min(size, 256)), lr=lr,
+                     weight_decay=weight_decay, val_fraction=val_fraction, dice_weight=dice_weight,
+                     augment=None if cfg is None else cfg.to_dict(), seed=seed, n_train=len(train_idx),
+                     n_val=len(val_idx), precision=precision, dataset=str(getattr(ds, "path", "")),
+                     dataset_seed=getattr(ds, "seed", None))
     torch.manual_seed(seed)
-    start_epoch, history = 0, []
     resuming = resume and state_path(out).is_file()
-    if resuming:
-        model = load(out, classes=classes)
-        if model.spec_hash and getattr(ds, "spec_hash", None) and model.spec_hash != ds.spec_hash:
-            raise InputError(f"'{out}' was trained on another spec (hash {model.spec_hash[:12]} vs "
-                             f"{ds.spec_hash[:12]}); resume with the same --data or drop --resume.")
-        model.to(device)
-        if "init" in model.train_config:
-            config["init"] = model.train_config["init"]  # a resumed warm start still says where it began
-    elif init is not None:
-        model = copy.deepcopy(load(init, classes=classes)).to(device)  # the caller's model stays as it is
-        config["init"] = {"source": str(getattr(model, "source", None) or init),
-                          "weights_sha256": model.weights_sha256, "modality": model.modality}
-        if model.modality != modality:
-            log.info("warm start across modalities: %s reads %s images, the dataset is %s; the network's "
-                     "anatomy carries over, its first layers relearn the stain", model.name, model.modality,
-                     modality)
-            model.modality = modality
-        model.pixel_size_um = px
-        model.name = name or model.name
-        model.seed = seed
-        model.spec_hash = getattr(ds, "spec_hash", None) or model.spec_hash
-        model.metrics = {}
-    else:
-        model = SegModel(classes, colors=dict(getattr(ds, "colors", {}) or {}), pixel_size_um=px,
-                         modality=modality, widths=tuple(widths), norm=norm,
-                         spec_hash=getattr(ds, "spec_hash", None) or None,
-                         name=name or getattr(ds, "name", None) or None, seed=seed).to(device)
+    model = _start_model(ds, plan, px, out if resuming else None, init, name=name, widths=widths,
+                         norm=norm, device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    start_epoch, history = 0, []
     if resuming:
         info = load_state(out, opt, model)
         start_epoch, history = int(info["epoch"]) + 1, list(info.get("history", []))
         log.info("resuming %s at epoch %d/%d", out, start_epoch + 1, epochs)
     if (resuming or init is not None) and orientation is None and cfg is not None and model.orientation == "upright":
         cfg = orientation_config("upright", cfg)  # a resumed or warm-started run keeps the model's orientation
-        config["augment"] = cfg.to_dict()
-    model.train_config = config
+        plan.augment = cfg.to_dict()
     model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
     frames = _Frames(ds, px)
     class_weights = None
     if class_balance:
-        counts = np.zeros(len(classes) + 1)
-        for i in train_idx:
-            labels = frames.labels(int(i))
-            counts += np.bincount(labels[labels <= len(classes)].ravel(), minlength=len(classes) + 1)
-        config["class_weights"] = [round(float(w), 4) for w in balanced_class_weights(counts)]
-        class_weights = torch.tensor(config["class_weights"], dtype=torch.float32, device=device)
+        plan.class_weights = _class_weights(frames, train_idx, len(model.classes))
+        class_weights = torch.tensor(plan.class_weights, dtype=torch.float32, device=device)
+    model.train_config = plan.to_dict()
     metrics: dict = dict(model.metrics)
     for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([int(seed), int(epoch), 17])
-        torch.manual_seed(int(seed) * 100_003 + epoch)
-        order = rng.permutation(train_idx)
-        model.train()
-        losses = []
-        pb = bar(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=None if progress else True)
-        for s in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + s
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total_steps, lr)
-            x, y = make_batch(frames, order[s * batch_size:(s + 1) * batch_size], rng, crop, cfg, modality)
-            x, y = x.to(device, memory_format=torch.channels_last), y.to(device)
-            with autocast(device, precision):
-                logits = model(x)
-            optimiser_step(opt, loss_fn(logits.float(), y, dice_weight, class_weights), losses, pb)
-        model.eval()
-        rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 3)}
-        if len(val_idx):
-            val = scores(confusion_on(model, frames_ds(frames), val_idx, device=device), model.names)
-            rec.update(val_miou=val["miou"], val_pixel_accuracy=val["pixel_accuracy"])
+        rec, val = _epoch(model, opt, frames, train_idx, val_idx, epoch, plan, cfg, class_weights,
+                          device=device, progress=progress)
+        if val is not None:
             metrics.update(val_iou=val["iou"], val_dice=val["dice"], val_miou=val["miou"],
                            val_mdice=val["mdice"], val_pixel_accuracy=val["pixel_accuracy"])
-            pb.set_postfix(loss=f"{rec['loss']:.3f}", mIoU=f"{val['miou']:.3f}")
-        pb.close()
         history.append(rec)
         metrics.update(history=history, epochs_done=epoch + 1, final_loss=rec["loss"])
         model.metrics = dict(metrics)
@@ -260,6 +263,85 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     if out is not None:
         model.source = str(out)
     return model
+
+
+def _start_model(ds, plan: TrainPlan, px: float | None, resume_from, init, *, name, widths, norm,
+                 device) -> SegModel:
+    """The model a run starts from: the checkpoint ``resume_from`` continues, ``init``'s weights
+    (a warm start, adopting the dataset's pixel size, spec and modality) or a fresh U-Net."""
+    classes = list(ds.classes)
+    modality = getattr(ds, "modality", "he")
+    if resume_from is not None:
+        model = load(resume_from, classes=classes)
+        if model.spec_hash and getattr(ds, "spec_hash", None) and model.spec_hash != ds.spec_hash:
+            raise InputError(f"'{resume_from}' was trained on another spec (hash {model.spec_hash[:12]} vs "
+                             f"{ds.spec_hash[:12]}); resume with the same --data or drop --resume.")
+        model.to(device)
+        if "init" in model.train_config:
+            plan.init = model.train_config["init"]  # a resumed warm start still says where it began
+        return model
+    if init is None:
+        return SegModel(classes, colors=dict(getattr(ds, "colors", {}) or {}), pixel_size_um=px,
+                        modality=modality, widths=tuple(widths), norm=norm,
+                        spec_hash=getattr(ds, "spec_hash", None) or None,
+                        name=name or getattr(ds, "name", None) or None, seed=plan.seed).to(device)
+    model = copy.deepcopy(load(init, classes=classes)).to(device)  # the caller's model stays as it is
+    plan.init = {"source": str(getattr(model, "source", None) or init),
+                 "weights_sha256": model.weights_sha256, "modality": model.modality}
+    if model.modality != modality:
+        log.info("warm start across modalities: %s reads %s images, the dataset is %s; the network's "
+                 "anatomy carries over, its first layers relearn the stain", model.name, model.modality,
+                 modality)
+        model.modality = modality
+    model.pixel_size_um = px
+    model.name = name or model.name
+    model.seed = plan.seed
+    model.spec_hash = getattr(ds, "spec_hash", None) or model.spec_hash
+    model.metrics = {}
+    return model
+
+
+def _class_weights(frames: _Frames, train_idx: np.ndarray, n_classes: int) -> list[float]:
+    """:func:`~topdown.seg.loop.balanced_class_weights` of the training frames' label counts."""
+    counts = np.zeros(n_classes + 1)
+    for i in train_idx:
+        labels = frames.labels(int(i))
+        counts += np.bincount(labels[labels <= n_classes].ravel(), minlength=n_classes + 1)
+    return [round(float(w), 4) for w in balanced_class_weights(counts)]
+
+
+def _epoch(model, opt, frames: _Frames, train_idx, val_idx, epoch: int, plan: TrainPlan, cfg,
+           class_weights, *, device, progress: bool) -> tuple[dict, dict | None]:
+    """One pass over the training frames, then validation: the epoch's record and scores."""
+    from .._progress import progress as bar
+
+    t0 = time.perf_counter()
+    seed, lr, batch_size, steps = plan.seed, plan.lr, plan.batch_size, plan.steps_per_epoch
+    modality = getattr(frames.ds, "modality", "he")  # of the images, whatever a resumed model says
+    rng = np.random.default_rng([int(seed), int(epoch), 17])
+    torch.manual_seed(int(seed) * 100_003 + epoch)
+    order = rng.permutation(train_idx)
+    model.train()
+    losses = []
+    pb = bar(total=steps, desc=f"epoch {epoch + 1}/{plan.epochs}", disable=None if progress else True)
+    for s in range(steps):
+        step = epoch * steps + s
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps * plan.epochs, lr)
+        x, y = make_batch(frames, order[s * batch_size:(s + 1) * batch_size], rng, plan.crop, cfg, modality)
+        x, y = x.to(device, memory_format=torch.channels_last), y.to(device)
+        with autocast(device, plan.precision):
+            logits = model(x)
+        optimiser_step(opt, loss_fn(logits.float(), y, plan.dice_weight, class_weights), losses, pb)
+    model.eval()
+    rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 3)}
+    val = None
+    if len(val_idx):
+        val = scores(confusion_on(model, frames_ds(frames), val_idx, device=device), model.names)
+        rec.update(val_miou=val["miou"], val_pixel_accuracy=val["pixel_accuracy"])
+        pb.set_postfix(loss=f"{rec['loss']:.3f}", mIoU=f"{val['miou']:.3f}")
+    pb.close()
+    return rec, val
 
 
 class _CachedDataset:
