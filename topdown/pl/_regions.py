@@ -56,9 +56,7 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     >>> ax = td.pl.regions(adata, save="overlay.png")  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
-    from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Patch, PathPatch
-    from matplotlib.path import Path as MplPath
+    from matplotlib.patches import Patch
 
     from .._files import atomic_path, output_file
     from ..get import pick_image, spatial_coords
@@ -81,22 +79,7 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
         ax.imshow(img, extent=(0, w / scalef, h / scalef, 0), cmap="gray" if img.ndim == 2 else None)
     colors: dict[str, str] = {}
     if gdf is not None and len(gdf):
-        patches, facecolors = [], []
-        for geom, color in zip(gdf.geometry, gdf["color"], strict=True):
-            polys = getattr(geom, "geoms", [geom])
-            for poly in polys:
-                rings = [poly.exterior, *poly.interiors]
-                verts = np.concatenate([np.asarray(r.coords) for r in rings])
-                codes = np.concatenate([[MplPath.MOVETO] + [MplPath.LINETO] * (len(r.coords) - 2)
-                                        + [MplPath.CLOSEPOLY] for r in rings])
-                patches.append(PathPatch(MplPath(verts, codes)))
-                facecolors.append(color)
-        ax.add_collection(PatchCollection(patches, facecolor=facecolors, alpha=alpha_regions,
-                                          edgecolor="none"))
-        if outline:
-            ax.add_collection(PatchCollection(patches, facecolor="none", edgecolor=facecolors,
-                                              linewidth=0.8))
-        colors.update(dict(zip(gdf["region"], gdf["color"], strict=True)))
+        colors.update(_draw_polygons(ax, gdf, alpha_regions, outline))
     if region_key in adata.obs and "spatial" in adata.obsm:
         xy = spatial_coords(adata)
         if "library_id" in adata.obs and library_id in set(adata.obs["library_id"].astype(str)):
@@ -136,3 +119,25 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     if show or (show is None and save is None and own_ax):
         plt.show()
     return ax
+
+
+def _draw_polygons(ax, gdf, alpha: float, outline: bool) -> dict[str, str]:
+    """Fill (and outline) the region polygons of ``gdf``; returns region -> colour."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+
+    patches, facecolors = [], []
+    for geom, color in zip(gdf.geometry, gdf["color"], strict=True):
+        polys = getattr(geom, "geoms", [geom])
+        for poly in polys:
+            rings = [poly.exterior, *poly.interiors]
+            verts = np.concatenate([np.asarray(r.coords) for r in rings])
+            codes = np.concatenate([[MplPath.MOVETO] + [MplPath.LINETO] * (len(r.coords) - 2)
+                                    + [MplPath.CLOSEPOLY] for r in rings])
+            patches.append(PathPatch(MplPath(verts, codes)))
+            facecolors.append(color)
+    ax.add_collection(PatchCollection(patches, facecolor=facecolors, alpha=alpha, edgecolor="none"))
+    if outline:
+        ax.add_collection(PatchCollection(patches, facecolor="none", edgecolor=facecolors, linewidth=0.8))
+    return dict(zip(gdf["region"], gdf["color"], strict=True))
