@@ -67,3 +67,44 @@ def test_the_scan_sees_private_imports(tmp_path):
 
 def test_no_private_cross_package_imports():
     assert private_cross_package_imports() == []
+
+
+MAX_FUNCTION_LINES = 80
+#: functions allowed to be longer for now, each with the issue that splits it
+LONG_FOR_NOW = {"topdown/tl/_region_de.py:region_de": "issue 27 puts its engines behind a dispatch table"}
+
+
+def function_code_lines(root: Path = PACKAGE) -> dict[str, int]:
+    """``{"path:function": code lines}``: lines of each function (nested ones counted in their
+    parent too) that are not blank, not comment-only and not its docstring."""
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            doc = set()
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                doc = set(range(first.lineno, first.end_lineno + 1))
+            n = sum(1 for i in range(node.lineno, node.end_lineno + 1) if i not in doc
+                    and lines[i - 1].strip() and not lines[i - 1].strip().startswith("#"))
+            key = f"{path.relative_to(root.parent)}:{node.name}"
+            found[key] = max(n, found.get(key, 0))  # same-named functions of a file: the longest
+    return found
+
+
+def test_function_lines_are_counted(tmp_path):
+    pkg = tmp_path / "topdown"
+    pkg.mkdir()
+    (pkg / "m.py").write_text('def f():\n    """Doc\n    string."""\n\n    # note\n    a = 1\n    return a\n')
+    assert function_code_lines(pkg) == {"topdown/m.py:f": 3}
+
+
+def test_no_function_is_longer_than_80_code_lines():
+    lengths = function_code_lines()
+    too_long = {k: n for k, n in lengths.items() if n > MAX_FUNCTION_LINES and k not in LONG_FOR_NOW}
+    assert not too_long, f"split these functions (at most {MAX_FUNCTION_LINES} code lines): {too_long}"
+    still_long = {k for k in LONG_FOR_NOW if lengths.get(k, 0) > MAX_FUNCTION_LINES}
+    assert still_long == set(LONG_FOR_NOW), f"remove {set(LONG_FOR_NOW) - still_long} from LONG_FOR_NOW"
