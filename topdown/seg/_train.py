@@ -176,8 +176,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         unless ``orientation`` is given (as with ``resume``); the pixel size, spec hash and
         modality become the dataset's. An H&E model is a good start for a DAPI model of the
         same tissue: its knowledge of where regions lie carries over and only the stain is
-        new (``mouse_brain_coronal_dapi`` is trained so: validation mIoU 0.70 after one epoch,
-        where training from scratch reached 0.65 after five).
+        new (see ``topdown/seg/weights/README.md``).
     name
         Model name (default: the dataset name).
     threads

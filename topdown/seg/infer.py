@@ -57,10 +57,8 @@ def tta_flips(model) -> tuple[tuple[bool, bool], ...]:
 
     Two passes, the image and one mirror image the model saw in training: left-right for an
     upright model (dorsal up, mirrored either way), the half turn (both axes flipped) for a
-    free-orientation one; none without flips. All four mirror images of a free-orientation
-    model scored at most 0.0017 higher than the half turn alone (held-out mIoU of the
-    shipped bulb and nerve models) at twice the network cost: a 4k x 4k image took 11.2 s instead of
-    6.0 s on 2 cores (``benchmarks/segment.py``).
+    free-orientation one; none without flips. Why two and not all four mirror images:
+    ``topdown/seg/weights/README.md``.
 
     Examples
     --------
@@ -255,22 +253,16 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     tta
         Test-time augmentation: average the softmax of each tile and of its mirror image
         (:func:`tta_flips`: left-right for an upright model, a half turn for a
-        free-orientation one). It costs twice the network time and
-        raised the held-out mIoU of every shipped model, by 0.002-0.007
-        (``topdown/seg/weights/README.md``); ``False`` for the single raw pass, e.g. on a
-        whole-slide image in a hurry.
+        free-orientation one). It costs twice the network time (its gain on the shipped
+        models: ``topdown/seg/weights/README.md``); ``False`` for the single raw pass, e.g.
+        on a whole-slide image in a hurry.
     adapt_norm
         Test-time adaptation: first re-estimate the network's BatchNorm statistics on
         random windows of this image (AdaBN, see :mod:`topdown.seg.adapt`; no labels; the
         model passed in is not changed). Try it when a real image's colours and contrast
-        are far from the simulations'. On the real Visium mouse brain, scored by marker
-        genes over four views of the section (``benchmarks/visium_markers.py``), it left
-        the session-10 brain model where it was, made the session-11 one worse (dorsal
-        cortex called thalamus) and helps the shipped 20 µm/px one (neurogranin AUROC
-        0.93 -> 0.97, myelin 0.80 -> 0.71, with TTA): it is off by default, here and in
-        :func:`topdown.tl.segment_regions`. On simulations there is no gap to close:
-        whole simulated sections change by under 0.01 mIoU, single 128 px frames lose 0.1.
-        Skipped, with a warning, for images under :data:`ADAPT_MIN_PX` model pixels a side
+        are far from the simulations'; its effect depends on the model and the image
+        (measurements: ``topdown/seg/weights/README.md``), so it is off by default, here
+        and in :func:`topdown.tl.segment_regions`. Skipped, with a warning, for images under :data:`ADAPT_MIN_PX` model pixels a side
         (e.g. a 500 µm MERFISH crop at 16 µm/px); ``meta["params"]["adapt_norm"]`` says
         whether it ran.
     progress

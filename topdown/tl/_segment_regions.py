@@ -115,11 +115,8 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         µm per *image* pixel, overriding the value derived from the scalefactors.
     adapt_norm
         Re-estimate the model's BatchNorm statistics on this image before segmenting
-        (AdaBN; see :func:`topdown.seg.segment`, which says when it helps). Off by
-        default, as its effect depends on the model and the image: on the real Visium
-        mouse brain it made the session-11 brain model call the dorsal cortex thalamus,
-        and it raised the shipped model's neurogranin check from 0.93 to 0.97 while
-        lowering the myelin one (``benchmarks/visium_markers.py``). Compare both.
+        (AdaBN; see :func:`topdown.seg.segment`). Off by default, as its effect depends on
+        the model and the image (``topdown/seg/weights/README.md``): compare both.
     drop_empty_tissue
         Set pieces of detected tissue that hold none of the library's spots or cells to
         ``outside`` (Visium fiducial marks, debris; see
