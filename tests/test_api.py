@@ -3,9 +3,11 @@ submodule has been imported directly (a submodule import can rebind a package at
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -42,8 +44,15 @@ def test_public_names_are_callables_after_importing_all_submodules(sub):
         assert not inspect.ismodule(obj) and callable(obj), f"td.{sub}.{name} is {obj!r}"
 
 
-def test_lazy_names_must_not_equal_their_module():
-    from topdown._lazy import attach
-
-    with pytest.raises(ValueError, match="equal their module's name"):
-        attach("topdown.sim", {"simulate": ".simulate"})
+@pytest.mark.parametrize("sub", sorted(API))
+def test_each_package_is_its_stub(sub):
+    """``__init__.pyi`` lists exactly the package's public names (lazy_loader reads it at run
+    time, IDEs and type checkers read it statically), and every name there exists."""
+    package = importlib.import_module(f"topdown.{sub}")
+    stub = Path(package.__file__).with_suffix(".pyi")
+    names = [alias.asname or alias.name for node in ast.parse(stub.read_text()).body
+             if isinstance(node, ast.ImportFrom) for alias in node.names]
+    assert sorted(names) == sorted(package.__all__) == sorted(dir(package))
+    assert set(API[sub]) <= set(names)
+    for name in names:
+        getattr(package, name)

@@ -5,10 +5,6 @@ Modules, each importing only those above it: ``study`` (build the simulated stud
 ``pipeline`` (the run itself).
 """
 
-from .._lazy import attach
+import lazy_loader as lazy
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "run_demo": ".pipeline",
-    "StudyConfig": ".study",
-    "build_study": ".study",
-})
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

@@ -1,10 +1,5 @@
 """Public datasets (checksummed downloads from ``data_manifests/``) and the embedded demo."""
 
-from .._lazy import attach
+import lazy_loader as lazy
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "list": "._fetch",
-    "manifest": "._fetch",
-    "fetch": "._fetch",
-    "demo": "._demo",
-})
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

@@ -1,10 +1,5 @@
 """Plotting: region overlays and region-level differential-expression plots."""
 
-from .._lazy import attach
+import lazy_loader as lazy
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "regions": "._regions",
-    "region_de": "._region_de",
-    "region_de_heatmap": "._region_de",
-    "region_de_counts": "._region_de",
-})
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

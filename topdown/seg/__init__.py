@@ -8,17 +8,6 @@ Examples
 >>> rmap.to_geodataframe().head()  # doctest: +SKIP
 """
 
-from .._lazy import attach
+import lazy_loader as lazy
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "RegionMap": ".regionmap",
-    "SegModel": ".model",
-    "train": "._train",
-    "TrainPlan": "._train",
-    "load": ".checkpoint",
-    "save": ".checkpoint",
-    "available_models": ".checkpoint",
-    "segment": ".infer",
-    "evaluate": "._evaluate",
-    "finetune": "._finetune",
-})
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

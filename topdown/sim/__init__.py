@@ -9,7 +9,7 @@ Examples
 >>> ds = td.sim.simulate(spec, n=4, out="sims/ob", size=128, seed=7)  # doctest: +SKIP
 """
 
-from .._lazy import attach
+import lazy_loader as lazy
 
 # Functions named like their own submodule are imported eagerly: a later
 # ``from .layout import ...`` anywhere would otherwise bind ``topdown.sim.layout`` to the
@@ -21,19 +21,4 @@ from .presets import load_preset as load_preset
 from .presets import presets as presets
 from .simulate import simulate as simulate
 
-_lazy_getattr, _lazy_dir, _lazy_all = attach(__name__, {
-    "TissueSpec": ".spec",
-    "Section": ".section",
-    "region_mask": ".rasterize",
-    "nuclei_mask": ".rasterize",
-    "apply_artefacts": ".artefacts",
-    "render_section": ".render",
-    "SimDataset": ".dataset",
-})
-__getattr__ = _lazy_getattr
-__all__ = sorted([*_lazy_all, "expression", "expression_study", "layout", "load_preset", "presets",
-                  "simulate"])
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

@@ -1,10 +1,5 @@
 """Tools: segment the tissue image into regions, assign spots/cells, compare regions."""
 
-from .._lazy import attach
+import lazy_loader as lazy
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "segment_regions": "._segment_regions",
-    "assign_regions": "._assign_regions",
-    "pseudobulk": "._pseudobulk",
-    "region_de": "._region_de",
-})
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

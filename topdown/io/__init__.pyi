@@ -1,0 +1,10 @@
+"""Names of ``topdown.io``, for readers, IDEs and type checkers; loaded lazily at run time."""
+
+from ._generic import read_cells as read_cells
+from ._geojson import write_geojson as write_geojson
+from ._giotto import read_giotto_visium as read_giotto_visium
+from ._merscope import read_merscope as read_merscope
+from ._spatialdata import to_spatialdata as to_spatialdata
+from ._visium import read_visium as read_visium
+from ._write import read_annotated as read_annotated
+from ._write import write_annotated as write_annotated

@@ -1,0 +1,12 @@
+"""Names of ``topdown.seg``, for readers, IDEs and type checkers; loaded lazily at run time."""
+
+from ._evaluate import evaluate as evaluate
+from ._finetune import finetune as finetune
+from ._train import TrainPlan as TrainPlan
+from ._train import train as train
+from .checkpoint import available_models as available_models
+from .checkpoint import load as load
+from .checkpoint import save as save
+from .infer import segment as segment
+from .model import SegModel as SegModel
+from .regionmap import RegionMap as RegionMap

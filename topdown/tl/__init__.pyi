@@ -1,0 +1,6 @@
+"""Names of ``topdown.tl``, for readers, IDEs and type checkers; loaded lazily at run time."""
+
+from ._assign_regions import assign_regions as assign_regions
+from ._pseudobulk import pseudobulk as pseudobulk
+from ._region_de import region_de as region_de
+from ._segment_regions import segment_regions as segment_regions
