@@ -108,3 +108,39 @@ def test_no_function_is_longer_than_80_code_lines():
     assert not too_long, f"split these functions (at most {MAX_FUNCTION_LINES} code lines): {too_long}"
     still_long = {k for k in LONG_FOR_NOW if lengths.get(k, 0) > MAX_FUNCTION_LINES}
     assert still_long == set(LONG_FOR_NOW), f"remove {set(LONG_FOR_NOW) - still_long} from LONG_FOR_NOW"
+
+
+#: what each package may import (besides the shared root modules: errors, _files, _progress,
+#: _version, _modalities); no arrow points back up: sim -> seg -> get -> tl, io -> pl -> _demo -> cli
+MAY_IMPORT = {
+    "sim": set(),
+    "seg": {"sim"},
+    "get": {"seg"},
+    "tl": {"get", "seg"},
+    "io": {"get", "seg"},
+    "pl": {"get", "seg", "tl", "io"},
+    "_demo": {"sim", "seg", "get", "tl", "io", "pl"},
+    "datasets": {"sim", "_demo"},
+    "cli": {"sim", "seg", "get", "tl", "io", "pl", "datasets", "_demo"},
+}
+
+
+def package_imports(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """``{package: the other subpackages it imports}`` (subpackages are the folders of ``root``)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        own = path.relative_to(root).parts[0]
+        if not (root / own).is_dir():
+            continue
+        for _, name in _imported(root, path):
+            if len(name) > 1 and name[1] != own and (root / name[1]).is_dir():
+                found.setdefault(own, set()).add(name[1])
+    return found
+
+
+def test_packages_import_only_the_layers_below():
+    imports = package_imports()
+    assert set(imports) <= set(MAY_IMPORT), f"add {set(imports) - set(MAY_IMPORT)} to MAY_IMPORT"
+    wrong = {pkg: sorted(used - MAY_IMPORT[pkg]) for pkg, used in imports.items() if used - MAY_IMPORT[pkg]}
+    assert not wrong, f"imports against the layering: {wrong}"
+    assert "get" in imports["tl"] and "seg" in imports["get"]  # the scan sees the real imports
