@@ -22,7 +22,7 @@ API = {
     "tl": ["segment_regions", "assign_regions", "pseudobulk", "region_de"],
     "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts"],
     "datasets": ["list", "fetch", "demo", "manifest"],
-    "get": ["regions", "region_de_df", "spatial_coords", "library_column", "spatial_libraries",
+    "get": ["regions", "region_de_df", "SpatialLayout", "spatial_coords", "library_column", "spatial_libraries",
             "resolve_libraries", "scalefactors", "pick_image", "fullres_um_per_px", "technology",
             "StoredRegions", "load_store", "store_entry"],
 }

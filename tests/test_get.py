@@ -90,3 +90,33 @@ def test_regionmap_and_stored_regions_carry_the_scale():
     assert stored.scale.um == stored.pixel_size_um == 10.0
     back = td.get.StoredRegions.from_uns(stored.to_uns())  # the h5ad schema keeps both numbers
     assert (back.scale.fullres, back.scale.um) == (4.0, 10.0)
+
+
+def test_spatial_layout_is_read_once_and_says_what_is_wrong():
+    a = _adata(libraries=("L1", "L2"))
+    a.uns["spatial"]["L1"]["images"]["lowres"] = np.zeros((3, 4, 3), np.uint8)
+    a.uns["spatial"]["L1"]["scalefactors"]["tissue_lowres_scalef"] = np.float32(0.125)
+    layout = td.get.SpatialLayout(a)
+    assert layout.xy is layout.xy and layout.xy.dtype == np.float64  # validated once, kept
+    assert layout.resolve(None) == ["L1", "L2"] and layout.resolve("L2") == ["L2"]
+    key, img, scalef = layout.image("L1")
+    assert (key, img.shape, scalef) == ("hires", (12, 16, 3), 0.5)  # hires before lowres
+    assert layout.image("L1", "lowres")[2] == 0.125
+    assert type(layout.scalefactors("L1")["tissue_lowres_scalef"]) is float
+    assert layout.technology("L1") == "visium" and layout.fullres_um_per_px("L1") == 55.0 / 2.0
+    with pytest.raises(InputError, match="library_id 'L3' is not in"):
+        layout.resolve("L3")
+    with pytest.raises(InputError, match="no lowres image"):
+        layout.image("L2", "lowres")
+    bare = ad.AnnData(X=np.zeros((1, 1)))
+    bare.uns["spatial"] = "not a dict"
+    empty = td.get.SpatialLayout(bare)
+    assert empty.libraries == {}
+    with pytest.raises(InputError, match="uns\\['spatial'\\] is missing or empty"):
+        empty.require()
+    with pytest.raises(InputError, match="obsm\\['spatial'\\] is missing"):
+        empty.xy  # noqa: B018
+    bad = ad.AnnData(X=np.zeros((1, 1)))
+    bad.obsm["spatial"] = np.array([[np.nan, 1.0]])
+    with pytest.raises(InputError, match="NaN"):
+        td.get.spatial_coords(bad)

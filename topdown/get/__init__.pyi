@@ -1,5 +1,6 @@
 """Names of ``topdown.get``, for readers, IDEs and type checkers; loaded lazily at run time."""
 
+from ._library import SpatialLayout as SpatialLayout
 from ._library import fullres_um_per_px as fullres_um_per_px
 from ._library import library_column as library_column
 from ._library import pick_image as pick_image

@@ -29,10 +29,11 @@ def to_spatialdata(adata, *, regions_key: str = "regions", library_id: str | Non
     from spatialdata.models import Image2DModel, ShapesModel, TableModel
     from spatialdata.transformations import Identity, Scale
 
-    from ..get import load_store, resolve_libraries, scalefactors, spatial_coords
+    from ..get import SpatialLayout, load_store
 
-    xy = spatial_coords(adata)
-    libs = resolve_libraries(adata, library_id)
+    layout = SpatialLayout(adata)
+    xy = layout.xy
+    libs = layout.resolve(library_id)
     if len(libs) > 1 and "library_id" not in adata.obs:
         raise InputError("several libraries in uns['spatial'] but no obs['library_id'] naming each "
                          "spot's library; add it or pass library_id=.")
@@ -42,9 +43,9 @@ def to_spatialdata(adata, *, regions_key: str = "regions", library_id: str | Non
     images, shapes = {}, {}
     region_of_obs = np.full(adata.n_obs, "", dtype=object)
     for lib in libs:
-        sf = scalefactors(adata, lib)
+        sf = layout.scalefactors(lib)
         ident = {lib: Identity()}
-        for key, img in (adata.uns["spatial"][lib].get("images") or {}).items():
+        for key, img in (layout.libraries[lib].get("images") or {}).items():
             s = sf.get(f"tissue_{key}_scalef")
             if s is None:
                 continue

@@ -59,10 +59,11 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     from matplotlib.patches import Patch
 
     from .._files import atomic_path, output_file
-    from ..get import pick_image, spatial_coords
+    from ..get import SpatialLayout
     from ..get import regions as stored_regions
 
-    sp = adata.uns.get("spatial") or {}
+    layout = SpatialLayout(adata)
+    sp = layout.libraries
     if library_id is None:
         libs = list(adata.uns[key]["libraries"]) if key in adata.uns else list(sp)
         if len(libs) != 1:
@@ -74,14 +75,14 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     if own_ax:
         _, ax = plt.subplots(figsize=(7, 7))
     if library_id in sp and sp[library_id].get("images"):
-        k, img, scalef = pick_image(adata, library_id, image_key)
+        k, img, scalef = layout.image(library_id, image_key)
         h, w = img.shape[:2]
         ax.imshow(img, extent=(0, w / scalef, h / scalef, 0), cmap="gray" if img.ndim == 2 else None)
     colors: dict[str, str] = {}
     if gdf is not None and len(gdf):
         colors.update(_draw_polygons(ax, gdf, alpha_regions, outline))
     if region_key in adata.obs and "spatial" in adata.obsm:
-        xy = spatial_coords(adata)
+        xy = layout.xy
         if "library_id" in adata.obs and library_id in set(adata.obs["library_id"].astype(str)):
             sel = adata.obs["library_id"].astype(str).to_numpy() == library_id
         else:

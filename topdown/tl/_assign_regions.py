@@ -10,14 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..get import (
-    StoredRegions,
-    library_column,
-    load_store,
-    scalefactors,
-    spatial_coords,
-    technology,
-)
+from ..get import SpatialLayout, StoredRegions, library_column, load_store
 from ..seg.regionmap import OUTSIDE, RegionMap
 from . import _overlap
 
@@ -156,7 +149,7 @@ def _fit(store: StoredRegions, xy: np.ndarray, in_tissue: np.ndarray | None) -> 
     return float(on.mean())
 
 
-def _check_alignment(adata, lib: str, store: StoredRegions, xy: np.ndarray, in_tissue: np.ndarray,
+def _check_alignment(layout: SpatialLayout, lib: str, store: StoredRegions, xy: np.ndarray, in_tissue: np.ndarray,
                      has_in_tissue: bool, stores: dict[str, StoredRegions], how: str) -> dict[str, Any]:
     """Score the fit of the spots to the detected tissue; try the usual mistakes (swapped x/y,
     coordinates in image pixels, wrong library) and name one that fits much better."""
@@ -172,7 +165,7 @@ def _check_alignment(adata, lib: str, store: StoredRegions, xy: np.ndarray, in_t
                               else "fraction of spots/cells on detected tissue"}
     candidates: dict[str, np.ndarray] = {"x and y are swapped in obsm['spatial']": xy[:, ::-1]}
     try:
-        sf = scalefactors(adata, lib)
+        sf = layout.scalefactors(lib)
     except InputError:
         sf = {}
     for key in ("hires", "lowres"):
@@ -273,9 +266,10 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
         raise InputError("check_alignment must be 'error', 'warn' or 'ignore'.")
     if adata.n_obs == 0:
         raise InputError("adata has no observations (spots/cells) to assign.")
-    xy = spatial_coords(adata)
+    layout = SpatialLayout(adata)  # the spatial layout, read and checked once
+    xy = layout.xy
     stores = _as_stores(adata, regions, regions_key)
-    groups = _library_groups(adata, stores, regions_key, library_key, library_id)
+    groups = _library_groups(adata, layout, stores, regions_key, library_key, library_id)
     in_tissue = (adata.obs["in_tissue"].to_numpy().astype(bool) if "in_tissue" in adata.obs
                  else np.zeros(adata.n_obs, bool))
     results: dict[str, tuple[np.ndarray, _Result]] = {}
@@ -283,10 +277,10 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
     modes: dict[str, str] = {}
     for lib, idx in groups:
         store = stores.get(lib, stores.get("*"))
-        modes[lib], cells, radius = _library_mode(adata, lib, idx, mode)
+        modes[lib], cells, radius = _library_mode(adata, layout, lib, idx, mode)
         res = _decide(_assign_one(xy[idx], store, modes[lib], radius, cells, quad_segs),
                       min_tissue_fraction)
-        reports[lib] = _check_alignment(adata, lib, store, xy[idx], in_tissue[idx],
+        reports[lib] = _check_alignment(layout, lib, store, xy[idx], in_tissue[idx],
                                         "in_tissue" in adata.obs, stores, check_alignment)
         results[lib] = (idx, res)
     out = adata.copy() if copy else adata
@@ -301,8 +295,8 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
     return out if copy else None
 
 
-def _library_groups(adata, stores: dict[str, StoredRegions], regions_key: str, library_key: str | None,
-                    library_id: str | None) -> list[tuple[str, Any]]:
+def _library_groups(adata, layout: SpatialLayout, stores: dict[str, StoredRegions], regions_key: str,
+                    library_key: str | None, library_id: str | None) -> list[tuple[str, Any]]:
     """``(library, observation index)`` pairs: which observations each library's regions label."""
     if library_key is not None:
         lib_cat = pd.Categorical(library_column(adata, library_key))
@@ -321,7 +315,7 @@ def _library_groups(adata, stores: dict[str, StoredRegions], regions_key: str, l
                              f"(have: {sorted(stores)}).")
     elif len(stores) == 1:
         lib = next(iter(stores))
-        sp_libs = list(adata.uns.get("spatial") or {}) if isinstance(adata.uns.get("spatial"), dict) else []
+        sp_libs = list(layout.libraries)
         if lib == "*" and len(sp_libs) == 1:
             lib = str(sp_libs[0])
     else:
@@ -331,9 +325,9 @@ def _library_groups(adata, stores: dict[str, StoredRegions], regions_key: str, l
     return [(lib, slice(None))]
 
 
-def _library_mode(adata, lib: str, idx, mode: str) -> tuple[str, Any, float | None]:
+def _library_mode(adata, layout: SpatialLayout, lib: str, idx, mode: str) -> tuple[str, Any, float | None]:
     """The mode one library is assigned with, its cell polygons (or None) and spot radius."""
-    sp = adata.uns.get("spatial") if isinstance(adata.uns.get("spatial"), dict) else {}
+    sp = layout.libraries
     cells = None
     radius = None
     if mode in ("auto", "polygon"):
@@ -342,13 +336,13 @@ def _library_mode(adata, lib: str, idx, mode: str) -> tuple[str, Any, float | No
             raise InputError("mode='polygon' needs cell boundaries in adata.uns['cell_boundaries'] "
                              "(read with td.io.read_merscope or read_cells(boundaries=...)).")
     if mode == "auto":
-        tech = technology(adata, lib) if lib in sp else "cells"
+        tech = layout.technology(lib) if lib in sp else "cells"
         mode = "polygon" if cells is not None else ("disk" if tech.startswith("visium") else "centroid")
     if mode == "disk":
         if lib not in sp:
             raise InputError(f"library '{lib}' is not in adata.uns['spatial'], so the spot diameter "
                              "is unknown; add its scalefactors or use mode='centroid'.")
-        d = scalefactors(adata, lib).get("spot_diameter_fullres")
+        d = layout.scalefactors(lib).get("spot_diameter_fullres")
         if not d:
             raise InputError(f"scalefactors of library '{lib}' lack 'spot_diameter_fullres' "
                              "(needed for spot disks); add it or use mode='centroid'.")

@@ -9,16 +9,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError
-from ..get import (
-    StoredRegions,
-    fullres_um_per_px,
-    library_column,
-    pick_image,
-    resolve_libraries,
-    spatial_coords,
-    spatial_libraries,
-    store_entry,
-)
+from ..get import SpatialLayout, StoredRegions, library_column, store_entry
 from ..seg.regionmap import RegionMap
 
 
@@ -67,23 +58,24 @@ def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
     return prov
 
 
-def _library_points(adata, lib: str, obs_libraries: np.ndarray | None) -> np.ndarray | None:
+def _library_points(layout: SpatialLayout, lib: str, obs_libraries: np.ndarray | None) -> np.ndarray | None:
     """Full-res ``(x, y)`` of library ``lib``'s spots under tissue / cells (``None``: cannot tell).
 
     ``obs_libraries`` is each observation's library (``obs[library_key]``), or ``None``:
     then every observation belongs to ``lib`` if it is the only library, else it cannot be told.
     """
+    adata = layout.adata
     if "spatial" not in adata.obsm or adata.n_obs == 0:
         return None
     if obs_libraries is not None:
         mine = obs_libraries == lib
-    elif len(spatial_libraries(adata)) == 1:
+    elif len(layout.require()) == 1:
         mine = np.ones(adata.n_obs, dtype=bool)
     else:
         return None
     if "in_tissue" in adata.obs:
         mine &= adata.obs["in_tissue"].to_numpy().astype(int) == 1
-    return spatial_coords(adata)[mine] if mine.any() else None
+    return layout.xy[mine] if mine.any() else None
 
 
 def segment_regions(adata, model, library_id: str | None = None, key_added: str = "regions", *,
@@ -147,15 +139,16 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
     >>> td.tl.segment_regions(adata, "mouse_brain_coronal")  # doctest: +SKIP
     >>> adata.uns["regions"]["classes"]  # doctest: +SKIP
     """
-    libs = resolve_libraries(adata, library_id)
+    layout = SpatialLayout(adata)  # the spatial layout, read and checked once
+    libs = layout.resolve(library_id)
     obs_libraries = library_column(adata, library_key) if drop_empty_tissue and library_key is not None else None
     new_store = adata.uns.get(key_added)
     for lib in libs:
-        key, image, scalef = pick_image(adata, lib, image_key)
+        key, image, scalef = layout.image(lib, image_key)
         if pixel_size_um is not None:
             img_um = float(pixel_size_um)
         else:
-            full_um = fullres_um_per_px(adata, lib)
+            full_um = layout.fullres_um_per_px(lib)
             if full_um is None:
                 raise InputError(f"cannot tell the pixel size of library '{lib}': its scalefactors have "
                                  "neither 'microns_per_pixel' nor 'spot_diameter_fullres'; pass "
@@ -170,7 +163,7 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
             raise InputError(f"the region map covers an image of shape {tuple(rmap.image_shape)} but the "
                              f"'{key}' image of library '{lib}' is {tuple(image.shape[:2])}; segment that image.")
         if drop_empty_tissue:
-            points = _library_points(adata, lib, obs_libraries)
+            points = _library_points(layout, lib, obs_libraries)
             if points is not None:
                 rmap = rmap.keep_tissue_at(points * scalef)
         prov = _model_provenance(model, rmap)
