@@ -22,7 +22,7 @@ import torch
 
 from ..errors import InputError
 from .augment import AugmentConfig, orientation_config
-from .checkpoint import load, load_state, save, save_state, state_path
+from .checkpoint import check_output, load, load_state, save, save_state, state_path
 from .data import dataset_pixel_size, open_dataset, read_frame, read_labels, split
 from .loop import (
     autocast,
@@ -137,7 +137,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     >>> import topdown as td
     >>> model = td.seg.train("sims/brain", out="models/brain.pt", epochs=30)  # doctest: +SKIP
     """
-    from .._files import output_file
+    from .._limits import check_number
     from .._progress import progress as bar
 
     ds = open_dataset(ds)
@@ -145,8 +145,15 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         raise InputError("the dataset has no completed frames; run `topdown simulate` first.")
     if epochs < 1:
         raise InputError(f"epochs must be >= 1, got {epochs}")
-    if out is not None:
-        out = output_file(out, inputs=(init,) if isinstance(init, (str, os.PathLike)) else ())
+    for value, what, lo, hi, lo_open in ((lr, "lr", 0.0, 10.0, True), (weight_decay, "weight_decay", 0.0, 10.0, False),
+                                         (val_fraction, "val_fraction", 0.0, 0.9, False),
+                                         (dice_weight, "dice_weight", 0.0, 100.0, False),
+                                         (batch_size, "batch_size", 1, 100_000, False)):
+        check_number(value, what, lo, hi, lo_open=lo_open)
+    if crop is not None:
+        check_number(crop, "crop", 8, 65_536)
+    if out is not None:  # the dataset's files and the starting weights are inputs, never overwritten
+        out = check_output(out, inputs=(getattr(ds, "path", None), init))
     if resume and out is None:
         raise InputError("resume=True needs out= (the checkpoint to continue).")
     if resume and init is not None:
