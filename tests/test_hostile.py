@@ -124,6 +124,10 @@ def test_segment_outputs_must_differ_and_fit(tiny_model, tmp_path, capsys, no_wo
     one_line_error(capsys, [*base, "--out", tmp_path / "r.geojson", "--labels", tmp_path / "r.geojson"],
                    "--labels")
     one_line_error(capsys, [*base, "--out", tmp_path / "r.geojson", "--labels", img], "refusing to overwrite")
+    meta = tiny_model.with_suffix(".json")  # the model's metadata is an input too
+    before = meta.read_bytes()
+    one_line_error(capsys, [*base, "--out", meta], "refusing to overwrite the input")
+    assert meta.read_bytes() == before
 
 
 def test_two_outputs_of_one_command_must_differ(tmp_path):

@@ -73,11 +73,12 @@ def read_any(path: str | Path, *, all_spots: bool = False):
 def run(args: argparse.Namespace) -> int:
     from .. import io, tl
     from .._files import output_files
+    from ..seg.checkpoint import files_of
 
     # before any work: no output may be a file of the input (a whole outs folder) or of the
     # model, the two outputs must differ, and each name must fit what it receives
     paths = output_files({"--out": (args.out, "h5ad"), "--overlay": (args.overlay, "figure")},
-                         inputs=(args.input, args.model))
+                         inputs=(args.input, *files_of(args.model)))
     out, overlay = paths["--out"], paths["--overlay"]
     adata = read_any(args.input, all_spots=args.all_spots)
     log.info("read %d observations x %d genes from %s", adata.n_obs, adata.n_vars, args.input)

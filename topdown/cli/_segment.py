@@ -54,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
 
     from .._files import atomic_path, existing_path, output_files
     from ..seg import segment
+    from ..seg.checkpoint import files_of
     from ..seg.loop import pick_device
 
     image = existing_path(args.image, "image")
     paths = output_files({"--out": (args.out, "geojson"), "--labels": (args.labels, "png")},
-                         inputs=(image, args.scalefactors, args.model))
+                         inputs=(image, args.scalefactors, *files_of(args.model)))
     out, labels_path = paths["--out"], paths["--labels"]
     rmap = segment(image, args.model, pixel_size_um=args.pixel_size, scalefactors=args.scalefactors,
                    image_kind=args.image_kind, tissue=not args.no_tissue, tile=args.tile,

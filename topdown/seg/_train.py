@@ -22,7 +22,7 @@ import torch
 
 from ..errors import InputError
 from .augment import AugmentConfig, orientation_config
-from .checkpoint import check_output, load, load_state, save, save_state, state_path
+from .checkpoint import check_output, files_of, load, load_state, save, save_state, state_path
 from .data import dataset_pixel_size, open_dataset, read_frame, read_labels, split
 from .loop import (
     autocast,
@@ -153,7 +153,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     if crop is not None:
         check_number(crop, "crop", 8, 65_536)
     if out is not None:  # the dataset's files and the starting weights are inputs, never overwritten
-        out = check_output(out, inputs=(getattr(ds, "path", None), init))
+        out = check_output(out, inputs=(getattr(ds, "path", None), *files_of(init)))
     if resume and out is None:
         raise InputError("resume=True needs out= (the checkpoint to continue).")
     if resume and init is not None:

@@ -53,6 +53,15 @@ def state_path(path: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".state.safetensors")
 
 
+def files_of(model: object) -> list[Path]:
+    """The existing files of a checkpoint given by path (weights, metadata, training state): inputs
+    an output must not overwrite. Empty for a shipped name or an in-memory model."""
+    if not isinstance(model, str | os.PathLike) or not Path(model).expanduser().is_file():
+        return []
+    p = Path(model).expanduser()
+    return [f for f in (p, sidecar_json(p), state_path(p)) if f.is_file()]
+
+
 def check_output(path: str | os.PathLike, *, inputs=()) -> Path:
     """Check a checkpoint path and its two companions (metadata JSON, training state) before work starts.
 
