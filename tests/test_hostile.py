@@ -130,6 +130,15 @@ def test_segment_outputs_must_differ_and_fit(tiny_model, tmp_path, capsys, no_wo
     assert meta.read_bytes() == before
 
 
+@pytest.mark.parametrize("px", ["nan", "inf", "-1", "1e-300", "1e300"])
+def test_segment_refuses_absurd_pixel_sizes(tiny_model, tmp_path, capsys, px):
+    img = tmp_path / "img.png"
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(img)
+    one_line_error(capsys, ["segment", img, "--model", tiny_model, "--pixel-size", px, "--out", tmp_path / "r.geojson"],
+                   "pixel_size_um")
+    assert not (tmp_path / "r.geojson").exists()
+
+
 def test_two_outputs_of_one_command_must_differ(tmp_path):
     with pytest.raises(OutputConflictError, match="--a and --b are the same file"):
         output_files({"--a": (tmp_path / "x.csv", None), "--b": (tmp_path / "sub" / ".." / "x.csv", None)})
@@ -179,7 +188,7 @@ def test_train_keeps_a_foreign_json_beside_the_checkpoint(dataset, tmp_path, cap
 
 
 @pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--lr", "-1"),
-                                         ("--val-fraction", "nan"), ("--batch-size", "0")])
+                                         ("--val-fraction", "nan"), ("--batch-size", "0"), ("--threads", "-3")])
 def test_train_refuses_non_finite_or_absurd_numbers(dataset, tmp_path, capsys, flag, value):
     one_line_error(capsys, ["train", "--data", dataset, "--out", tmp_path / "m.pt", flag, value],
                    f"{flag[2:].replace('-', '_')} must be a finite number")

@@ -53,8 +53,11 @@ def max_image_pixels(max_pixels: int | None = None) -> int | None:
     return limit or None
 
 
-def check_image_pixels(shape: Sequence[int], name: str | os.PathLike, max_pixels: int | None = None) -> None:
+def check_image_pixels(shape: Sequence[int], name: str | os.PathLike, max_pixels: int | None = None, *,
+                       tiled_reader: bool = True) -> None:
     """Refuse an image of ``shape`` (H, W, ...) above the pixel limit, before it is decoded.
+
+    ``tiled_reader``: the caller reads tiled TIFFs tile by tile, so the message may suggest one.
 
     Raises
     ------
@@ -67,12 +70,12 @@ def check_image_pixels(shape: Sequence[int], name: str | os.PathLike, max_pixels
         raise InputError(
             f"image '{name}' is {w} x {h} = {h * w:,} pixels, above the limit of {limit:,} for an image decoded "
             f"whole (it would need about {h * w * 3 / 1e9:.1f} GB). If you trust the file, raise the limit "
-            f"with {IMAGE_PIXELS_ENV}={h * w} (or max_pixels=), or convert it to a tiled TIFF, which is read "
-            "tile by tile.")
+            f"with {IMAGE_PIXELS_ENV}={h * w} (or max_pixels=)"
+            + (", or convert it to a tiled TIFF, which is read tile by tile." if tiled_reader else "."))
 
 
 @contextlib.contextmanager
-def open_pillow(path: str | os.PathLike, max_pixels: int | None = None) -> Iterator:
+def open_pillow(path: str | os.PathLike, max_pixels: int | None = None, *, tiled_reader: bool = True) -> Iterator:
     """Open ``path`` with Pillow (header only) and check its size before anything is decoded.
 
     Pillow's own decompression-bomb check is replaced, for this call only, by
@@ -88,7 +91,7 @@ def open_pillow(path: str | os.PathLike, max_pixels: int | None = None) -> Itera
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     with im:
-        check_image_pixels((im.size[1], im.size[0]), path, max_pixels)
+        check_image_pixels((im.size[1], im.size[0]), path, max_pixels, tiled_reader=tiled_reader)
         yield im
 
 

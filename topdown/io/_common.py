@@ -36,10 +36,10 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         if p.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            check_image_pixels(tiff_shape(p), p, max_pixels)
+            check_image_pixels(tiff_shape(p), p, max_pixels, tiled_reader=False)  # decoded whole
             img = tifffile.imread(p)
         else:
-            with open_pillow(p, max_pixels) as im:
+            with open_pillow(p, max_pixels, tiled_reader=False) as im:
                 img = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
     except InputError:
         raise

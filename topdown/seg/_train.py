@@ -152,6 +152,8 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         check_number(value, what, lo, hi, lo_open=lo_open)
     if crop is not None:
         check_number(crop, "crop", 8, 65_536)
+    if threads is not None:
+        check_number(threads, "threads", 1, 4096)
     if out is not None:  # the dataset's files and the starting weights are inputs, never overwritten
         out = check_output(out, inputs=(getattr(ds, "path", None), *files_of(init)))
     if resume and out is None:
