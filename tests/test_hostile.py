@@ -337,6 +337,23 @@ def test_parameter_count_is_estimated_exactly_before_building():
         td.seg.SegModel(["a"], widths=(100_000, 100_000))
 
 
+@pytest.mark.parametrize("state", [b"garbage", None, {"info": "{}"}, {"info": "[]", "param_groups": "[]"}])
+def test_broken_training_state_is_one_line_on_resume(dataset, tmp_path, capsys, state):
+    from safetensors.torch import save_file
+
+    argv = ["train", "--data", dataset, "--out", tmp_path / "m.pt", "--epochs", "1", "--widths", "4,8",
+            "--batch-size", "2", "--device", "cpu"]
+    assert main([str(a) for a in argv]) == 0
+    sp = tmp_path / "m.pt.state.safetensors"
+    if isinstance(state, bytes):
+        sp.write_bytes(state)
+    else:
+        import torch
+
+        save_file({"opt.0.exp_avg": torch.zeros(1)}, str(sp), metadata=state)
+    one_line_error(capsys, [*argv[:-6], "--epochs", "2", "--resume"], "training state")
+
+
 # --- specs with non-finite or huge numbers ---
 
 @pytest.mark.parametrize("density, needle", [(".inf", "not a finite number"), (".nan", "not a finite number"),

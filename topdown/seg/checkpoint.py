@@ -250,11 +250,21 @@ def save_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, info: 
 def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer,
                model: torch.nn.Module | None = None) -> dict:
     """Restore optimizer (and model) state from :func:`save_state`; returns the JSON ``info``."""
-    from safetensors import safe_open
-
     sp = state_path(path)
     if not sp.is_file():
         raise DataFileError(f"no training state '{sp}' to resume from; train without --resume first.")
+    try:
+        return _load_state(sp, optimizer, model)
+    except DataFileError:
+        raise
+    except Exception as exc:  # safetensors' own errors, missing keys, a state of another network
+        raise DataFileError(f"the training state '{sp}' is corrupt or belongs to another model ({type(exc).__name__}: "
+                            f"{exc}); delete it and train without --resume, or with --init '{path}'.") from exc
+
+
+def _load_state(sp: Path, optimizer: torch.optim.Optimizer, model: torch.nn.Module | None) -> dict:
+    from safetensors import safe_open
+
     with safe_open(str(sp), framework="pt") as fh:
         meta = fh.metadata() or {}
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}
@@ -271,4 +281,7 @@ def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer,
         pid, k = key.split(".", 1)
         state.setdefault(int(pid), {})[k] = v
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return json.loads(meta["info"])
+    info = json.loads(meta["info"])
+    if not isinstance(info, dict) or not isinstance(info.get("epoch"), int):
+        raise ValueError("its info records no finished epoch")
+    return info
