@@ -90,15 +90,25 @@ def test_annotate_never_writes_over_a_file_of_the_input_folder(outs, tiny_model,
     before = tree_hash(outs)
     monkeypatch.chdir(tmp_path)
     one_line_error(capsys, ["annotate", outs, "--model", tiny_model, *[t.format(o=outs) for t in target]],
-                   "refusing to overwrite the input")
+                   "topdown never writes over or into its inputs")
     assert tree_hash(outs) == before
 
 
 def test_annotate_refuses_a_link_to_an_input_and_the_model(outs, tiny_model, tmp_path, capsys, no_work):
     link = tmp_path / "link.h5ad"
     link.symlink_to(outs / "filtered_feature_bc_matrix.h5")
+    real = tmp_path / "elsewhere" / "hires.png"  # a file of the input reached through a link inside it
+    real.parent.mkdir()
+    real.write_bytes(b"image")
+    (outs / "spatial" / "tissue_hires_image.png").symlink_to(real)
+    hard = tmp_path / "hard.h5ad"
+    hard.hardlink_to(outs / "filtered_feature_bc_matrix.h5")
     before = tree_hash(outs)
-    one_line_error(capsys, ["annotate", outs, "--model", tiny_model, "--out", link], "refusing to overwrite")
+    one_line_error(capsys, ["annotate", outs, "--model", tiny_model, "--out", link], "never writes over or into")
+    one_line_error(capsys, ["annotate", outs, "--model", tiny_model, "--out", tmp_path / "a.h5ad", "--overlay", real],
+                   "(the same file)")
+    one_line_error(capsys, ["annotate", outs, "--model", tiny_model, "--out", hard], "(the same file)")
+    assert real.read_bytes() == b"image"
     one_line_error(capsys, ["annotate", outs, "--model", tiny_model, "--out", tmp_path / "a.h5ad",
                             "--overlay", tiny_model], "refusing to overwrite")
     assert tree_hash(outs) == before and tiny_model.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n"
@@ -152,7 +162,9 @@ def test_an_output_conflict_is_both_an_input_and_an_output_error(tmp_path):
         output_file(src, inputs=(tmp_path,))
     with pytest.raises(OutputError, match="refusing to overwrite the input"):
         output_file(src, inputs=(src,))
-    assert output_file(tmp_path / "new.csv", inputs=(tmp_path,)) == tmp_path / "new.csv"  # new file: fine
+    with pytest.raises(InputError, match="into the input folder"):  # new or not: a rerun must behave the same
+        output_file(tmp_path / "new.csv", inputs=(tmp_path,))
+    assert output_file(tmp_path / "new.csv", inputs=(src,)) == tmp_path / "new.csv"  # beside an input file: fine
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +175,9 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("out, needle", [
-    ("{d}/dataset.json", "refusing to overwrite the input"),
-    ("{d}/masks/frame_000000.png", "refusing to overwrite the input"),
+    ("{d}/dataset.json", "into the input folder"),
+    ("{d}/masks/frame_000000.png", "into the input folder"),
+    ("{d}/new_model.pt", "into the input folder"),
     ("{t}/m.json", "does not fit"),
     ("{t}/m.h5ad", "does not fit"),
 ])

@@ -61,7 +61,6 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "geojson": ("GeoJSON", (".geojson", ".json")),
     "csv": ("a CSV table", (".csv", ".txt")),
     "checkpoint": ("a safetensors checkpoint", (".pt", ".pth", ".safetensors", ".ckpt", ".bin")),
-    "yaml": ("YAML", (".yaml", ".yml")),
 }
 
 #: more files than this inside one input folder are not all indexed (a guard, not a limit users meet)
@@ -107,13 +106,39 @@ def input_files(inputs: Iterable) -> dict[tuple[int, int], Path]:
     return found
 
 
+def _refuse_inputs(p: Path, label: str, inputs: tuple, index: dict[tuple[int, int], Path] | None) -> None:
+    """Raise if ``p`` lies inside an input folder, or is (as an existing file) one of the inputs' files.
+
+    By path first (``p`` resolves to an input file or to a place inside an input folder,
+    existing or not: a second run must not be refused where the first was allowed), then,
+    for an existing ``p``, by inode over every file of the inputs (links from inside an
+    input folder to elsewhere, hard links).
+    """
+    never = "topdown never writes over or into its inputs"
+    where = p.resolve()
+    for src in inputs:
+        if isinstance(src, str | os.PathLike) and Path(src).expanduser().exists():
+            root = Path(src).expanduser().resolve()
+            if where == root:
+                raise OutputConflictError(f"refusing to overwrite the input '{src}' with {label} '{p}'; give a "
+                                          f"different output path ({never}).")
+            if root.is_dir() and where.is_relative_to(root):
+                raise OutputConflictError(f"refusing to write {label} '{p}' into the input folder '{src}'; give a "
+                                          f"path outside it ({never}).")
+    if p.is_file():
+        src = (input_files(inputs) if index is None else index).get(_identity(p))
+        if src is not None:
+            raise OutputConflictError(f"refusing to overwrite the input '{src}' with {label} '{p}' (the same file); "
+                                      f"give a different output path ({never}).")
+
+
 def _check_kind(p: Path, kind: str | None, label: str) -> None:
     if kind is None:
         return
     what, suffixes = KINDS[kind]
     if p.suffix.lower() not in suffixes:
-        raise OutputConflictError(f"{label} '{p}' does not fit what is written there ({what}); give a name ending in "
-                         f"{' or '.join(suffixes)}.")
+        raise OutputConflictError(f"{label} '{p}' does not fit what is written there ({what}); give a name "
+                                  f"ending in {' or '.join(suffixes)}.")
 
 
 def _check_replaceable(p: Path) -> None:
@@ -129,8 +154,9 @@ def output_file(path: str | os.PathLike, *, inputs: Iterable = (), overwrite: bo
 
     The rules (the same for every command and public writer):
 
-    * never an input: ``path`` must not be any file of ``inputs`` (a file, or any file
-      inside an input folder, recognised through links too);
+    * never an input: ``path`` must not be one of ``inputs``, nor lie inside an input
+      folder (a Space Ranger outs folder, a SimDataset folder), nor be any input file
+      through a link;
     * the name fits the content: with ``kind`` (a key of :data:`KINDS`) the suffix must be
       one of that kind's (``train --out m.json`` is refused: the checkpoint is not JSON);
     * an existing file is replaced atomically, keeping its permissions; a read-only one
@@ -158,13 +184,7 @@ def output_file(path: str | os.PathLike, *, inputs: Iterable = (), overwrite: bo
         The path is a folder, read-only, or exists with ``overwrite=False``.
     """
     p = Path(path).expanduser()
-    if p.exists() and not p.is_dir():
-        key = _identity(p)
-        index = input_files(inputs) if _index is None else _index
-        if key in index:
-            src = index[key]
-            raise OutputConflictError(f"refusing to overwrite the input '{src}' with {label} '{p}'; give a different "
-                             "output path (topdown never writes over or into its inputs' files).")
+    _refuse_inputs(p, label, tuple(inputs), _index)
     if p.exists() and p.is_dir():
         raise OutputError(f"output '{p}' is a folder; give a file name.")
     _check_kind(p, kind, label)
@@ -193,18 +213,21 @@ def output_files(outputs: dict[str, tuple[str | os.PathLike | None, str | None]]
     -------
     label -> checked path (None where no path was given).
     """
-    index = input_files(inputs)
+    inputs = tuple(inputs)
+    # indexing the inputs' files is needed only where an output already exists
+    exists = any(path is not None and Path(path).expanduser().is_file() for path, _ in outputs.values())
+    index = input_files(inputs) if exists else {}
     checked: dict[str, Path | None] = {}
     seen: dict[str, str] = {}
     for label, (path, kind) in outputs.items():
         if path is None:
             checked[label] = None
             continue
-        p = output_file(path, kind=kind, label=label, _index=index)
+        p = output_file(path, inputs=inputs, kind=kind, label=label, _index=index)
         where = os.path.normcase(str(p.resolve()))
         if where in seen:
-            raise OutputConflictError(f"{seen[where]} and {label} are the same file '{p}'; the second would replace the "
-                             "first. Give different paths.")
+            raise OutputConflictError(f"{seen[where]} and {label} are the same file '{p}'; the second would replace "
+                                      "the first. Give different paths.")
         seen[where] = label
         checked[label] = p
     return checked
@@ -226,8 +249,9 @@ def sidecar_file(sidecar: str | os.PathLike, owner: str | os.PathLike, *, fmt: s
         except (ValueError, AttributeError, OSError):
             ours = False
         if not ours:
-            raise OutputConflictError(f"'{side}' exists and is not the metadata of a topdown file; writing '{owner}' would "
-                             f"replace it (its metadata goes to '{side.name}'). Move it or choose another name.")
+            raise OutputConflictError(f"'{side}' exists and is not the metadata of a topdown file; writing '{owner}' "
+                                      f"would replace it (its metadata goes to '{side.name}'). Move it or choose "
+                                      "another name.")
         _check_replaceable(side)
     return side
 
