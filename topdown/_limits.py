@@ -5,9 +5,10 @@ Two guards, both checked from metadata *before* anything large is allocated:
 * images decoded whole (PNG, JPEG, untiled TIFF) may hold at most
   :data:`MAX_IMAGE_PIXELS` pixels, read from the file header. Pillow's own guard is left
   as the user set it. Raise the limit with ``max_pixels=`` or the environment variable
-  ``TOPDOWN_MAX_IMAGE_PIXELS`` (``0`` switches it off) for a file you trust; tiled or
-  striped TIFFs are read tile by tile and need no limit (convert a huge slide to one,
-  e.g. ``vips tiffsave in.png out.tif --tile``).
+  ``TOPDOWN_MAX_IMAGE_PIXELS`` (``0`` switches it off) for a file you trust. Segmentation
+  (:func:`topdown.seg.image.open_image`) reads tiled or striped TIFFs tile by tile, with
+  no limit (convert a huge slide to one, e.g. ``vips tiffsave in.png out.tif --tile``);
+  the readers of :mod:`topdown.io` decode every image whole, so the limit applies to all.
 * a segmentation network described by a checkpoint may have at most
   :data:`MAX_MODEL_PARAMETERS` parameters, counted from its ``widths`` before it is built.
 """
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from .errors import DataFileError, InputError
 
 #: default pixel limit of an image decoded whole: 2**28 (16384 x 16384, 0.8 GB as RGB);
-#: real Visium hires images are 2000 x 2000, MERSCOPE mosaics in the test data 4603 x 4143
+#: real Visium hires images are 2000 x 2000, the largest real image in the tests 4603 x 4143
 MAX_IMAGE_PIXELS = 2**28
 #: environment variable overriding :data:`MAX_IMAGE_PIXELS` (0: no limit)
 IMAGE_PIXELS_ENV = "TOPDOWN_MAX_IMAGE_PIXELS"
