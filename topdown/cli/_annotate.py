@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from .._files import output_files
     from ..seg.checkpoint import files_of
 
-    # before any work: no output may be a file of the input (a whole outs folder) or of the
-    # model, the two outputs must differ, and each name must fit what it receives
+    # before any work: no output may be the input, lie inside it (a whole outs folder) or be
+    # a file of the model; the two outputs must differ, and each name must fit what it receives
     paths = output_files({"--out": (args.out, "h5ad"), "--overlay": (args.overlay, "figure")},
                          inputs=(args.input, *files_of(args.model)))
     out, overlay = paths["--out"], paths["--overlay"]

@@ -41,7 +41,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         else:
             with open_pillow(p, max_pixels, tiled_reader=False) as im:
                 img = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
-    except InputError:
+    except (InputError, DataFileError):  # the size limit, a broken TIFF header: already one clear line
         raise
     except Exception as exc:
         raise DataFileError(f"cannot read the image '{p}' ({type(exc).__name__}: {exc}); "
