@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
 import tarfile
 import threading
 from pathlib import Path
@@ -129,3 +130,70 @@ def test_fetch_unreachable_server_names_url(tmp_path):
 def test_manual_dataset_says_what_to_put_where(tmp_path):
     with pytest.raises(DataFileError, match="cannot be downloaded automatically.*cell_by_gene.csv"):
         td.datasets.fetch("vizgen_merfish_mouse_brain", tmp_path / "vz")
+
+
+def _manifest_named(mdir: Path, name, url: str, files: list[tuple[str, str | None]]) -> None:
+    data = yaml.safe_load((mdir / "tiny.yaml").read_text())
+    data["name"] = name
+    data["files"] = [{"name": f, "url": f"{url}/{f}", "sha256": sha, **({"unpack": "tar"} if f.endswith(".tar") else {})}
+                     for f, sha in files]
+    (mdir / "tiny.yaml").write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize("name", ["/abs/evil", "../escaped", "a/b", "..", 7])
+def test_manifest_name_cannot_leave_the_cache(tmp_path, served, monkeypatch, name):
+    server, *_ = served
+    mdir = _write_manifest(tmp_path / "manifests", server.url, None, None)
+    _manifest_named(mdir, str(name).replace("/abs", str(tmp_path)) if isinstance(name, str) else name, server.url,
+                    [("positions.csv", None)])
+    monkeypatch.setenv("TOPDOWN_DATA_DIR", str(tmp_path / "cache" / "inner"))
+    with pytest.raises(DataFileError, match="must be a plain folder name"):
+        td.datasets.fetch(str(name), manifest_dir=mdir)
+    assert not server.requests and not (tmp_path / "cache").exists() and not (tmp_path / "evil").exists()
+
+
+def test_unpinned_files_are_verified_against_the_first_download(tmp_path, served):
+    server, sha_csv, _ = served
+    mdir = _write_manifest(tmp_path / "manifests", server.url, None, None)
+    out = td.datasets.fetch("tiny", tmp_path / "data", manifest_dir=mdir)
+    record = json.loads((out / ".topdown-sha256.json").read_text())
+    assert record["positions.csv"] == sha_csv and set(record) == {"positions.csv", "spatial.tar.gz"}
+    td.datasets.fetch("tiny", tmp_path / "data", manifest_dir=mdir)  # unchanged: served from the cache
+    assert len(server.requests) == 2
+    (out / "positions.csv").write_bytes(b"barcode,in_tissue\nEVIL-1,1\n")
+    with pytest.raises(DataFileError, match="positions.csv' of dataset 'tiny' has sha256 .* recorded at its first"):
+        td.datasets.fetch("tiny", tmp_path / "data", manifest_dir=mdir)
+    (out / "positions.csv").unlink()  # as the message says: delete it to download it again
+    td.datasets.fetch("tiny", tmp_path / "data", manifest_dir=mdir)
+    assert (out / "positions.csv").read_bytes().startswith(b"barcode,in_tissue\nAAAC")
+
+
+def test_manual_dataset_files_are_verified_too(tmp_path):
+    folder = tmp_path / "vz"
+    names = [f["name"] for f in td.datasets.manifest("vizgen_merfish_mouse_brain")["files"]]
+    for n in names:
+        (folder / n).parent.mkdir(parents=True, exist_ok=True)
+        (folder / n).write_text(n)
+    assert td.datasets.fetch("vizgen_merfish_mouse_brain", folder) == folder
+    (folder / names[0]).write_text("changed")
+    with pytest.raises(DataFileError, match="changed or corrupted"):
+        td.datasets.fetch("vizgen_merfish_mouse_brain", folder)
+
+
+@pytest.mark.parametrize("member", ["../../evil.txt", "/tmp/evil_abs.txt", "ok/../../evil.txt"])
+def test_tar_traversal_is_refused_before_extracting(tmp_path, member):
+    www = tmp_path / "www"
+    www.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("good.txt", member):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    (www / "evil.tar").write_bytes(buf.getvalue())
+    with _Server(www) as server:
+        mdir = _write_manifest(tmp_path / "manifests", server.url, None, None)
+        _manifest_named(mdir, "tiny", server.url, [("evil.tar", None)])
+        with pytest.raises(DataFileError, match="unsafe member.*nothing was extracted"):
+            td.datasets.fetch("tiny", tmp_path / "a" / "b" / "data", manifest_dir=mdir)
+    assert not (tmp_path / "a" / "b" / "data" / "good.txt").exists() and not list(tmp_path.rglob("evil.txt"))

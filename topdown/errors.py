@@ -26,3 +26,11 @@ class DataFileError(TopdownError, FileNotFoundError):
 
 class OutputError(TopdownError, OSError):
     """An output location that cannot be written (exists, read-only, disk full)."""
+
+
+class OutputConflictError(OutputError, InputError):
+    """An output path that would destroy data: an input, another output of the same
+    command, a file it does not own, or a name that does not fit what is written.
+
+    Both an :class:`OutputError` and an :class:`InputError` (the arguments are wrong).
+    """

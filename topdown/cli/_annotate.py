@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import DataFileError, OutputError
+from ..errors import DataFileError
 from ._inference_options import add_inference_options
 
 log = logging.getLogger("topdown")
@@ -70,22 +70,16 @@ def read_any(path: str | Path, *, all_spots: bool = False):
                         "folder (cell_by_gene.csv); pass one of those or an .h5ad.")
 
 
-def _not_the_input(path: str, source: str) -> None:
-    # (topdown._files.output_file swallows its own OutputError, an OSError subclass; check here too)
-    p, src = Path(path).expanduser(), Path(source).expanduser()
-    if p.exists() and src.exists() and p.resolve() == src.resolve():
-        raise OutputError(f"refusing to overwrite the input '{source}'; give a different output path.")
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import io, tl
-    from .._files import output_file
+    from .._files import output_files
+    from ..seg.checkpoint import files_of
 
-    for target in (args.out, args.overlay):
-        if target:
-            _not_the_input(target, args.input)
-    out = output_file(args.out, inputs=(args.input,))
-    overlay = output_file(args.overlay, inputs=(args.input,)) if args.overlay else None
+    # before any work: no output may be the input, lie inside it (a whole outs folder) or be
+    # a file of the model; the two outputs must differ, and each name must fit what it receives
+    paths = output_files({"--out": (args.out, "h5ad"), "--overlay": (args.overlay, "figure")},
+                         inputs=(args.input, *files_of(args.model)))
+    out, overlay = paths["--out"], paths["--overlay"]
     adata = read_any(args.input, all_spots=args.all_spots)
     log.info("read %d observations x %d genes from %s", adata.n_obs, adata.n_vars, args.input)
     kw = {"device": args.device} if args.device != "cpu" else {}

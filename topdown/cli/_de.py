@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [existing_path(p, "annotated h5ad file") for p in args.inputs]
     target = Path(args.out).expanduser()
-    out = output_file(target, inputs=tuple(paths))
+    out = output_file(target, inputs=tuple(paths), kind="csv", label="--out")
     res = region_de([str(p) for p in paths] if len(paths) > 1 else str(paths[0]),
                     condition_key=args.condition_key, sample_key=args.sample_key,
                     reference=args.reference, region_key=args.region_key, layer=args.layer,

@@ -49,31 +49,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _refuse_inputs(out, inputs) -> None:
-    """Never write over an input (also guards against _files.output_file's OSError catch)."""
-    from pathlib import Path
-
-    from ..errors import OutputError
-
-    for src in inputs:
-        if src is not None and Path(out).exists() and Path(src).exists() and \
-                Path(out).resolve() == Path(src).resolve():
-            raise OutputError(f"refusing to overwrite the input '{src}'; give a different output path.")
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .._files import atomic_path, existing_path, output_file
+    from .._files import atomic_path, existing_path, output_files
     from ..seg import segment
+    from ..seg.checkpoint import files_of
     from ..seg.loop import pick_device
 
     image = existing_path(args.image, "image")
-    _refuse_inputs(args.out, (image, args.scalefactors))
-    if args.labels:
-        _refuse_inputs(args.labels, (image, args.scalefactors, args.out))
-    out = output_file(args.out, inputs=(image,))
-    labels_path = output_file(args.labels, inputs=(image, out)) if args.labels else None
+    paths = output_files({"--out": (args.out, "geojson"), "--labels": (args.labels, "png")},
+                         inputs=(image, args.scalefactors, *files_of(args.model)))
+    out, labels_path = paths["--out"], paths["--labels"]
     rmap = segment(image, args.model, pixel_size_um=args.pixel_size, scalefactors=args.scalefactors,
                    image_kind=args.image_kind, tissue=not args.no_tissue, tile=args.tile,
                    probabilities=False, device=pick_device(args.device), tta=args.tta,

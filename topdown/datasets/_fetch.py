@@ -1,17 +1,21 @@
 """Checksummed downloads of public datasets described in ``data_manifests/``.
 
 Each dataset is one YAML manifest (name, files with URL / sha256 / size, licence,
-citation, suggested preset, reader). :func:`fetch` downloads with :mod:`pooch`, verifies
-checksums where the manifest knows them, unpacks archives and caches everything, so a
-second call costs nothing.
+citation, suggested preset, reader). :func:`fetch` downloads with :mod:`pooch`, unpacks
+archives and caches everything, so a second call downloads nothing. Every file is
+verified on every call: against the manifest's ``sha256`` where it is pinned, otherwise
+against the sha256 recorded in the dataset folder (:data:`HASH_RECORD`) when the file was
+first downloaded (trust on first use: a file changed in the cache afterwards is refused).
 """
 
 from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,9 @@ MANIFEST_DIR = Path(__file__).with_name("manifests")
 REQUIRED_KEYS = ("name", "title", "technology", "tissue", "modality", "suggested_preset",
                  "reader", "license", "citation", "files")
 UNPACKERS = ("tar", "zip")
+#: sha256 of unpinned files, recorded at first download (trust on first use), in each dataset folder
+HASH_RECORD = ".topdown-sha256.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _manifest_dir(manifest_dir: str | os.PathLike | None) -> Path:
@@ -41,6 +48,9 @@ def _load_manifest(path: Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise DataFileError(f"manifest '{path}' lacks keys {missing}")
+    if not isinstance(data["name"], str) or not _NAME.match(data["name"]) or ".." in data["name"]:
+        raise DataFileError(f"manifest '{path}': name {data['name']!r} must be a plain folder name (letters, digits, "
+                            "'_', '-', '.'; no path separators or '..'): it becomes the cache folder.")
     for f in data["files"]:
         if "name" not in f or "url" not in f:
             raise DataFileError(f"manifest '{path}': every file needs 'name' and 'url'")
@@ -143,7 +153,7 @@ def fetch(name: str, path: str | os.PathLike | None = None, *, progressbar: bool
     import pooch
 
     info = manifest(name, manifest_dir=manifest_dir)
-    folder = Path(path) if path is not None else default_cache() / name
+    folder = Path(path) if path is not None else default_cache() / info["name"]
     folder.mkdir(parents=True, exist_ok=True)
     if info.get("access") == "manual":
         missing = [f["name"] for f in info["files"] if not (folder / f["name"]).exists()]
@@ -152,6 +162,8 @@ def fetch(name: str, path: str | os.PathLike | None = None, *, progressbar: bool
                 f"dataset {name!r} cannot be downloaded automatically ({info.get('homepage', 'see manifest')}); "
                 f"put {', '.join(missing)} into '{folder}' and call fetch again."
             )
+        for entry in info["files"]:
+            _verify(folder, entry, name)
         return folder
     for entry in info["files"]:
         target = folder / entry["name"]
@@ -174,11 +186,40 @@ def fetch(name: str, path: str | os.PathLike | None = None, *, progressbar: bool
                 f"could not download {entry['url']} ({type(exc).__name__}: {exc}). Check the connection, or "
                 f"download it by hand to '{target}' and call fetch again."
             ) from exc
-        if not known:
-            log.info("%s: sha256 %s (not pinned in the manifest)", entry["name"], _sha256(target))
+        _verify(folder, entry, name)
         if entry.get("unpack"):
             _unpack(target, entry["unpack"])
     return folder
+
+
+def _verify(folder: Path, entry: dict[str, Any], dataset: str) -> None:
+    """Check a cached file against its pinned sha256, or its sha256 recorded at first download.
+
+    An unpinned file seen for the first time has its sha256 recorded in ``folder/HASH_RECORD``.
+    """
+    from .._files import atomic_write_text
+
+    target = folder / entry["name"]
+    digest = _sha256(target)
+    record_path = folder / HASH_RECORD
+    try:
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise DataFileError(f"the checksum record '{record_path}' is corrupt; delete the folder '{folder}' to "
+                            f"download dataset {dataset!r} again.")
+    expected, source = entry.get("sha256"), "pinned in the manifest"
+    if not expected:
+        expected, source = record.get(entry["name"]), f"recorded at its first download in '{record_path}'"
+    if expected is None:
+        record[entry["name"]] = digest
+        atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        log.info("%s: sha256 %s recorded (not pinned in the manifest; later calls verify it)", entry["name"], digest)
+    elif digest != expected:
+        raise DataFileError(
+            f"'{target}' of dataset {dataset!r} has sha256 {digest[:16]}..., not the {expected[:16]}... {source}: "
+            f"the cached file was changed or corrupted and is not used. Delete it to download it again.")
 
 
 def _unpack(archive: Path, kind: str) -> None:
@@ -191,8 +232,18 @@ def _unpack(archive: Path, kind: str) -> None:
         return
     dest = archive.parent
     if kind == "tar":
-        with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter="data")  # 'data' filter refuses absolute paths and '..'
+        try:
+            with tarfile.open(archive) as tar:
+                for member in tar.getmembers():  # all checked before anything is extracted
+                    if Path(member.name).is_absolute() or ".." in Path(member.name).parts:
+                        raise tarfile.FilterError(f"{member.name!r} would be written outside '{dest}'")
+                    tarfile.data_filter(member, str(dest))  # links out, device files, odd modes
+                tar.extractall(dest, filter="data")
+        except tarfile.FilterError as exc:
+            raise DataFileError(f"archive '{archive}' has an unsafe member ({exc}); nothing was extracted.") from exc
+        except tarfile.TarError as exc:
+            raise DataFileError(f"archive '{archive}' is not a readable tar file ({exc}); delete it to download "
+                                "it again.") from exc
     else:
         with zipfile.ZipFile(archive) as zf:
             for member in zf.namelist():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._limits import check_image_pixels, open_pillow, tiff_shape
 from ..errors import DataFileError, InputError
 
 
@@ -24,20 +25,24 @@ def check_matrix(adata, source: str) -> None:
                          "unique (merge or rename the duplicates).")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image as uint8 (H, W) or (H, W, 3); TIFF via tifffile, others via Pillow."""
-    from PIL import Image
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """An image as uint8 (H, W) or (H, W, 3); TIFF via tifffile, others via Pillow.
 
+    The image is decoded whole, so its size is checked from the header first (see
+    :func:`topdown._limits.check_image_pixels`: ``max_pixels`` or ``$TOPDOWN_MAX_IMAGE_PIXELS``).
+    """
     p = Path(path)
     try:
         if p.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
+            check_image_pixels(tiff_shape(p), p, max_pixels, tiled_reader=False)  # decoded whole
             img = tifffile.imread(p)
         else:
-            Image.MAX_IMAGE_PIXELS = None
-            with Image.open(p) as im:
+            with open_pillow(p, max_pixels, tiled_reader=False) as im:
                 img = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    except (InputError, DataFileError):  # the size limit, a broken TIFF header: already one clear line
+        raise
     except Exception as exc:
         raise DataFileError(f"cannot read the image '{p}' ({type(exc).__name__}: {exc}); "
                             "it is corrupt or not an image.") from exc

@@ -45,15 +45,42 @@ def _read_counts(outs: Path, count_file: str | None):
                         "(Space Ranger outs); pass count_file= if it has another name.")
 
 
+def _csv(path: Path, **kw) -> pd.DataFrame:
+    """``pd.read_csv`` with an empty or unparsable file reported as one clear error."""
+    try:
+        return pd.read_csv(path, **kw)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"the spot positions file '{path}' is empty or not a CSV ({exc}); re-copy it "
+                            "from Space Ranger's spatial/ folder.") from exc
+
+
+def _scalefactors(path: Path, raw: object) -> dict[str, float]:
+    """Scale factors as floats: scales and diameters positive finite numbers; other non-numbers dropped."""
+    if not isinstance(raw, dict):
+        raise DataFileError(f"'{path}' should hold a JSON object of scale factors; re-copy it.")
+    out = {}
+    for k, v in raw.items():
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
+        if not k.endswith(("_scalef", "_fullres")):
+            if ok:
+                out[k] = float(v)
+            continue
+        if not ok or v <= 0:
+            raise DataFileError(f"'{path}': {k} is {v!r}; it must be a positive number (a Space Ranger "
+                                "file has e.g. tissue_lowres_scalef 0.03). Re-copy or correct it.")
+        out[k] = float(v)
+    return out
+
+
 def _read_positions(spatial: Path) -> pd.DataFrame:
     new, old = spatial / "tissue_positions.csv", spatial / "tissue_positions_list.csv"
     if new.exists():
-        pos = pd.read_csv(new, header=0)
+        pos = _csv(new, header=0)
         pos.columns = [str(c).strip() for c in pos.columns]
         if "barcode" not in pos.columns:  # header-less file under the new name
-            pos = pd.read_csv(new, header=None, names=_POSITION_COLUMNS)
+            pos = _csv(new, header=None, names=_POSITION_COLUMNS)
     elif old.exists():
-        pos = pd.read_csv(old, header=None)
+        pos = _csv(old, header=None)
         if pos.shape[1] != 6:
             raise DataFileError(f"'{old}' should have 6 columns ({', '.join(_POSITION_COLUMNS)}), "
                                 f"found {pos.shape[1]}.")
@@ -72,7 +99,11 @@ def _read_positions(spatial: Path) -> pd.DataFrame:
         raise InputError(f"duplicate barcode '{dup}' in the positions file of '{spatial}'; "
                          "the file is corrupt (each spot must appear once).")
     for c in _POSITION_COLUMNS[1:]:
-        pos[c] = pd.to_numeric(pos[c], errors="raise")
+        try:
+            pos[c] = pd.to_numeric(pos[c], errors="raise")
+        except (ValueError, TypeError) as exc:
+            raise DataFileError(f"column {c} of the positions file in '{spatial}' is not numeric ({exc}); "
+                                "the file is corrupt.") from exc
     return pos.set_index("barcode")
 
 
@@ -152,7 +183,7 @@ def read_visium(path, *, count_file: str | None = None, library_id: str | None =
         raise DataFileError(f"'{sf_path}' is missing: without scalefactors the image cannot be placed on "
                             "the spots; copy it from Space Ranger's spatial/ folder.")
     try:
-        scalefactors = json.loads(sf_path.read_text())
+        scalefactors = _scalefactors(sf_path, json.loads(sf_path.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataFileError(f"'{sf_path}' is not valid JSON ({exc}); re-copy it.") from exc
     if "spot_diameter_fullres" not in scalefactors:
@@ -182,7 +213,7 @@ def read_visium(path, *, count_file: str | None = None, library_id: str | None =
     if fullres_image:
         metadata["source_image_path"] = str(existing_path(fullres_image, "full-resolution image"))
     adata.uns["spatial"] = {lib: {"images": images,
-                                  "scalefactors": {k: float(v) for k, v in scalefactors.items()},
+                                  "scalefactors": scalefactors,
                                   "metadata": metadata}}
     adata.obs["library_id"] = pd.Categorical([lib] * adata.n_obs)
     adata.var_names_make_unique()

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import InputError
 from .augment import AugmentConfig, orientation_config
-from .checkpoint import load, load_state, save, save_state, state_path
+from .checkpoint import check_output, files_of, load, load_state, save, save_state, state_path
 from .data import dataset_pixel_size, open_dataset, read_frame, read_labels, split
 from .loop import (
     autocast,
@@ -194,15 +194,13 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     >>> import topdown as td
     >>> model = td.seg.train("sims/brain", out="models/brain.pt", epochs=30)  # doctest: +SKIP
     """
-    from .._files import output_file
-
     ds = open_dataset(ds)
     if len(ds) == 0:
         raise InputError("the dataset has no completed frames; run `topdown simulate` first.")
-    if epochs < 1:
-        raise InputError(f"epochs must be >= 1, got {epochs}")
-    if out is not None:
-        out = output_file(out, inputs=(init,) if isinstance(init, (str, os.PathLike)) else ())
+    _check_numbers(epochs=epochs, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction,
+                   dice_weight=dice_weight, batch_size=batch_size, crop=crop, threads=threads)
+    if out is not None:  # the dataset's files and the starting weights are inputs, never overwritten
+        out = check_output(out, inputs=(getattr(ds, "path", None), *files_of(init)))
     if resume and out is None:
         raise InputError("resume=True needs out= (the checkpoint to continue).")
     if resume and init is not None:
@@ -262,6 +260,24 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     if out is not None:
         model.source = str(out)
     return model
+
+
+def _check_numbers(*, epochs, lr, weight_decay, val_fraction, dice_weight, batch_size, crop,
+                   threads) -> None:
+    """One-line :class:`InputError` for a training number that is not finite or out of range."""
+    from .._limits import check_number
+
+    if epochs < 1:
+        raise InputError(f"epochs must be >= 1, got {epochs}")
+    for value, what, lo, hi, lo_open in ((lr, "lr", 0.0, 10.0, True), (weight_decay, "weight_decay", 0.0, 10.0, False),
+                                         (val_fraction, "val_fraction", 0.0, 0.9, False),
+                                         (dice_weight, "dice_weight", 0.0, 100.0, False),
+                                         (batch_size, "batch_size", 1, 100_000, False)):
+        check_number(value, what, lo, hi, lo_open=lo_open)
+    if crop is not None:
+        check_number(crop, "crop", 8, 65_536)
+    if threads is not None:
+        check_number(threads, "threads", 1, 4096)
 
 
 def _start_model(ds, plan: TrainPlan, px: float | None, resume_from, init, *, name, widths, norm,

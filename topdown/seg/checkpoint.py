@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-from .._files import atomic_path, atomic_write_text, output_file
+from .._files import atomic_path, atomic_write_text, output_files, sidecar_file
 from ..errors import DataFileError, InputError
 from .model import SegModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _KEY = "topdown"
+FORMAT = "topdown.segmodel"
 
 
 def available_models() -> list[str]:
@@ -50,6 +51,29 @@ def state_path(path: str | os.PathLike) -> Path:
     """The resumable training-state file belonging to a checkpoint."""
     p = Path(path)
     return p.with_name(p.name + ".state.safetensors")
+
+
+def files_of(model: object) -> list[Path]:
+    """The existing files of a checkpoint given by path (weights, metadata, training state): inputs
+    an output must not overwrite. Empty for a shipped name or an in-memory model."""
+    if not isinstance(model, str | os.PathLike) or not Path(model).expanduser().is_file():
+        return []
+    p = Path(model).expanduser()
+    return [f for f in (p, sidecar_json(p), state_path(p)) if f.is_file()]
+
+
+def check_output(path: str | os.PathLike, *, inputs=()) -> Path:
+    """Check a checkpoint path and its two companions (metadata JSON, training state) before work starts.
+
+    Refuses a name that is not a checkpoint's (``m.json`` would be its own metadata), any
+    of the three files being one of ``inputs`` (e.g. the training dataset's manifest), and
+    an existing metadata file that is not a topdown checkpoint's (``notes.pt`` would replace
+    ``notes.json``); see :func:`topdown._files.output_file` for the rules.
+    """
+    paths = output_files({"checkpoint": (path, "checkpoint"), "checkpoint metadata": (sidecar_json(path), None),
+                          "training state": (state_path(path), None)}, inputs=inputs)
+    sidecar_file(sidecar_json(path), path, fmt=FORMAT)
+    return paths["checkpoint"]
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -80,7 +104,7 @@ def save(model: SegModel, path: str | os.PathLike, *, half: bool = True) -> Path
     """
     from safetensors.torch import save_file
 
-    path = output_file(path)
+    path = check_output(path)
     tensors = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
@@ -108,12 +132,15 @@ def _read(path: Path) -> tuple[dict, dict]:
             f"'{path}' is not a readable topdown checkpoint (safetensors expected: {exc}). "
             "Give a file written by `topdown train` / td.seg.save, or a shipped model name."
         ) from exc
-    if _KEY in header:
-        cfg = json.loads(header[_KEY])
-    elif sidecar_json(path).exists():
-        cfg = json.loads(sidecar_json(path).read_text())
-    else:
+    if _KEY not in header and not sidecar_json(path).exists():
         raise DataFileError(f"'{path}' has no topdown metadata (and no '{sidecar_json(path).name}' next to it).")
+    try:
+        cfg = json.loads(header[_KEY] if _KEY in header else sidecar_json(path).read_text())
+    except (ValueError, OSError) as exc:
+        raise DataFileError(f"the topdown metadata of '{path}' is not valid JSON ({exc}); re-train or re-download "
+                            "the checkpoint.") from exc
+    if not isinstance(cfg, dict):
+        raise DataFileError(f"the topdown metadata of '{path}' is not a JSON object; re-train or re-download it.")
     return cfg, tensors
 
 
@@ -162,9 +189,14 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
     else:
         path = resolve(name_or_path)
         cfg, tensors = _read(path)
-        if cfg.get("format") != "topdown.segmodel":
+        if cfg.get("format") != FORMAT:
             raise DataFileError(f"'{path}' is a safetensors file but not a topdown SegModel checkpoint.")
-        model = SegModel.from_config(cfg)
+        try:  # the widths are checked before anything is allocated (topdown._limits.check_widths)
+            model = SegModel.from_config(cfg)
+        except (KeyError, TypeError, ValueError) as exc:
+            why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise DataFileError(f"checkpoint '{path}' has invalid topdown metadata ({why}); re-train or "
+                                "re-download it.") from exc
         own = model.state_dict()
         missing = sorted(set(own) - set(tensors))
         if missing:
@@ -218,11 +250,21 @@ def save_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, info: 
 def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer,
                model: torch.nn.Module | None = None) -> dict:
     """Restore optimizer (and model) state from :func:`save_state`; returns the JSON ``info``."""
-    from safetensors import safe_open
-
     sp = state_path(path)
     if not sp.is_file():
         raise DataFileError(f"no training state '{sp}' to resume from; train without --resume first.")
+    try:
+        return _load_state(sp, optimizer, model)
+    except DataFileError:
+        raise
+    except Exception as exc:  # safetensors' own errors, missing keys, a state of another network
+        raise DataFileError(f"the training state '{sp}' is corrupt or belongs to another model ({type(exc).__name__}: "
+                            f"{exc}); delete it and train without --resume, or with --init '{path}'.") from exc
+
+
+def _load_state(sp: Path, optimizer: torch.optim.Optimizer, model: torch.nn.Module | None) -> dict:
+    from safetensors import safe_open
+
     with safe_open(str(sp), framework="pt") as fh:
         meta = fh.metadata() or {}
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}
@@ -239,4 +281,7 @@ def load_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer,
         pid, k = key.split(".", 1)
         state.setdefault(int(pid), {})[k] = v
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return json.loads(meta["info"])
+    info = json.loads(meta["info"])
+    if not isinstance(info, dict) or not isinstance(info.get("epoch"), int):
+        raise ValueError("its info records no finished epoch")
+    return info

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._limits import check_image_pixels, open_pillow, plane_shape
 from ..errors import DataFileError, InputError
 
 _THUMB = 1024
@@ -138,16 +139,20 @@ class _TiffSegments:
         return out
 
 
-def _open_tiff(path: Path):
+def _open_tiff(path: Path, max_pixels: int | None = None):
     import tifffile
 
     try:
         with tifffile.TiffFile(str(path)) as tif:
             page = tif.pages[0]
             lazy = (page.planarconfig == 1 and len(page.shape) in (2, 3) and len(page.dataoffsets) > 1)
+            shape = page.shape
         if lazy:
             return _TiffSegments(path)
+        check_image_pixels(plane_shape(shape), path, max_pixels)  # decoded whole: size limit
         arr = tifffile.imread(str(path))
+    except InputError:
+        raise
     except Exception as exc:
         raise DataFileError(f"cannot read TIFF '{path}': {exc}. Check that the file is a complete image.") from exc
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] > 4:  # planar (C, H, W)
@@ -155,15 +160,20 @@ def _open_tiff(path: Path):
     return arr
 
 
-def open_image(image, *, background: int = 255) -> ImageSource:
+def open_image(image, *, background: int = 255, max_pixels: int | None = None) -> ImageSource:
     """Wrap ``image`` (array, PIL image, path or ImageSource) as an :class:`ImageSource`.
+
+    A PNG, JPEG or untiled TIFF file is decoded whole, so its size is checked from the
+    header first: at most ``max_pixels`` pixels (default ``$TOPDOWN_MAX_IMAGE_PIXELS`` or
+    :data:`topdown._limits.MAX_IMAGE_PIXELS`, 2**28; 0 = no limit). Tiled and striped
+    TIFFs are read tile by tile, without a limit.
 
     Raises
     ------
     DataFileError
         Missing or unreadable file.
     InputError
-        Empty image or unsupported shape.
+        Empty image, unsupported shape, or a file above the pixel limit.
     """
     if isinstance(image, ImageSource):
         return image
@@ -176,13 +186,12 @@ def open_image(image, *, background: int = 255) -> ImageSource:
         if path.stat().st_size == 0:
             raise DataFileError(f"image '{path}' is an empty file (0 bytes).")
         if path.suffix.lower() in (".tif", ".tiff", ".btf"):
-            return ImageSource(_open_tiff(path), background=background, name=str(path))
-        from PIL import Image
-
-        Image.MAX_IMAGE_PIXELS = None
+            return ImageSource(_open_tiff(path, max_pixels), background=background, name=str(path))
         try:
-            with Image.open(path) as im:
+            with open_pillow(path, max_pixels) as im:
                 arr = _pil_array(im)
+        except InputError:
+            raise
         except Exception as exc:
             raise DataFileError(f"cannot read image '{path}': {exc}. Give a PNG, JPEG or TIFF file.") from exc
         return ImageSource(arr, background=background, name=str(path))

@@ -149,6 +149,9 @@ def _resolve_factor(image, src: ImageSource, model, pixel_size_um, scalefactors,
     pixel_size_um = float(pixel_size_um)
     if not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
         raise InputError(f"pixel_size_um must be a positive number, got {pixel_size_um}")
+    if not 1e-3 <= pixel_size_um <= 1e4:  # beyond any microscope or array; tiny values overflow the maps
+        raise InputError(f"pixel_size_um={pixel_size_um:g} is not a plausible pixel size; give micrometres per "
+                         "pixel between 0.001 and 10000 (e.g. 0.5 for a 20x slide, 17 for a Visium lowres image).")
     return pixel_size_um / model.pixel_size_um, pixel_size_um
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._limits import check_widths
 from .._modalities import MODALITIES
 from .._version import __version__
 from ..errors import InputError
@@ -55,9 +56,7 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 3, n_classes: int = 2,
                  widths: tuple[int, ...] = DEFAULT_WIDTHS, norm: str = "batch") -> None:
         super().__init__()
-        if len(widths) < 2:
-            raise InputError("widths needs at least two levels")
-        self.widths = tuple(int(w) for w in widths)
+        self.widths = check_widths(widths, in_channels, n_classes)  # before anything is allocated
         self.down = nn.ModuleList()
         cin = in_channels
         for w in self.widths:
