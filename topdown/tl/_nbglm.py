@@ -75,6 +75,28 @@ def _gram(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     return np.einsum("ip,ig,iq->gpq", X, W, X, optimize=True)
 
 
+def _inv(M: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of small symmetric positive-definite matrices (G, p, p).
+
+    Gauss-Jordan elimination vectorised over the stack (no pivoting is needed for SPD
+    matrices); far faster than ``np.linalg.inv`` on many 2 x 2 or 3 x 3 matrices.
+    """
+    p = M.shape[-1]
+    if p == 1:
+        return 1.0 / M
+    if p == 2:
+        a, b, d = M[:, 0, 0], M[:, 0, 1], M[:, 1, 1]
+        det = a * d - b * b
+        return np.stack([np.stack([d, -b], -1), np.stack([-b, a], -1)], -2) / det[:, None, None]
+    A = np.concatenate([M.astype(float), np.broadcast_to(np.eye(p), M.shape)], axis=2)
+    for k in range(p):
+        A[:, k] /= A[:, k, k][:, None]
+        for i in range(p):
+            if i != k:
+                A[:, i] -= A[:, i, k][:, None] * A[:, k]
+    return A[:, :, p:]
+
+
 def _nll(y: np.ndarray, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Negative-binomial negative log-likelihood per column (PyDESeq2 ``nb_nll``)."""
     r = 1.0 / alpha
@@ -90,7 +112,7 @@ def _score(a: np.ndarray, y: np.ndarray, mu: np.ndarray, X: np.ndarray,
     am = alpha * mu
     dl_dr = (digamma(y + r) - digamma(r) - np.log1p(am) + alpha * (mu - y) / (1 + am)).sum(0)
     W = mu / (1 + am)
-    minv = np.linalg.inv(_gram(X, W))
+    minv = _inv(_gram(X, W))
     lev = np.einsum("ip,gpq,iq->ig", X, minv, X, optimize=True)
     out = r * dl_dr - 0.5 * alpha * (W * W * lev).sum(0)
     if prior is not None:
@@ -99,52 +121,67 @@ def _score(a: np.ndarray, y: np.ndarray, mu: np.ndarray, X: np.ndarray,
 
 
 def fit_dispersion(y: np.ndarray, mu: np.ndarray, X: np.ndarray, max_disp: float, start: np.ndarray,
-                   prior: tuple[np.ndarray, np.ndarray] | None = None, n_grid: int = 12,
-                   tol: float = 1e-7, maxiter: int = 60, pgtol: float = 1e-5) -> np.ndarray:
+                   prior: tuple[np.ndarray, np.ndarray] | None = None, tol: float = 1e-7,
+                   maxiter: int = 60, pgtol: float = 1e-5) -> np.ndarray:
     """Dispersions minimising the Cox-Reid adjusted NB likelihood (optionally with a prior).
 
-    The score is evaluated on a grid of log-dispersions between ``MIN_DISP`` and
-    ``max_disp``; the largest sign change from - to + brackets the optimum, refined by the
-    Illinois method. No sign change: the optimum is at a bound. As PyDESeq2's L-BFGS-B does,
-    a column whose score at ``start`` is already below ``pgtol`` keeps its start (this happens
-    when the method-of-moments start is at ``MIN_DISP``, where the likelihood is flat).
+    From ``start``, as PyDESeq2's L-BFGS-B does, the search goes downhill in log-dispersion
+    (steps of 1, 2, 4, ...) until the score changes sign or a bound (``MIN_DISP``,
+    ``max_disp``) is reached; the bracketed optimum is refined by the Illinois method. A
+    column whose score at ``start`` is already below ``pgtol`` keeps its start, as with
+    L-BFGS-B (this happens when the method-of-moments start is at ``MIN_DISP``, where the
+    likelihood is flat).
     """
     lo, hi = np.log(MIN_DISP), np.log(max_disp)
-    a0 = np.log(np.clip(start, MIN_DISP, max_disp))
-    flat = np.abs(_score(a0, y, mu, X, prior)) <= pgtol
-    grid = np.linspace(lo, hi, n_grid)
-    scores = np.stack([_score(np.full(y.shape[1], g), y, mu, X, prior) for g in grid])
-    up = (scores[:-1] < 0) & (scores[1:] >= 0)
-    has = up.any(0)
-    k = n_grid - 2 - np.argmax(up[::-1], axis=0)
-    out = np.where(scores[-1] < 0, hi, lo)
-    idx = np.flatnonzero(has)
-    a, b = grid[k[idx]], grid[k[idx] + 1]
-    fa, fb = scores[k[idx], idx], scores[k[idx] + 1, idx]
+
+    def score(a, cols):
+        pr = None if prior is None else (prior[0][cols], prior[1][cols])
+        return _score(a, y[:, cols], mu[:, cols], X, pr)
+
+    out = np.log(np.clip(start, MIN_DISP, max_disp))
+    s0 = score(out, slice(None))
+    live = np.flatnonzero(np.abs(s0) > pgtol)
+    a, fa = out[live].copy(), s0[live]
+    b, fb = a.copy(), fa.copy()
+    step = 1.0
+    pend = np.arange(live.size)
+    while pend.size:
+        prev, fprev = b[pend], fb[pend]
+        nxt = np.clip(prev - np.sign(fprev) * step, lo, hi)
+        fn = score(nxt, live[pend])
+        a[pend], fa[pend], b[pend], fb[pend] = prev, fprev, nxt, fn
+        crossed = np.sign(fn) != np.sign(fprev)
+        bound = ~crossed & ((nxt == lo) | (nxt == hi))
+        out[live[pend[bound]]] = nxt[bound]
+        pend = pend[~crossed & ~bound]
+        step *= 2
+    # order every bracket so that fa < 0 < fb (the optimum is where the score turns positive)
+    ok = np.flatnonzero(np.sign(fa) != np.sign(fb))
+    swap = fa[ok] > 0
+    a[ok[swap]], b[ok[swap]] = b[ok[swap]], a[ok[swap]]
+    fa[ok[swap]], fb[ok[swap]] = fb[ok[swap]], fa[ok[swap]]
     c = 0.5 * (a + b)
-    live = np.arange(idx.size)
-    side = np.zeros(idx.size, dtype=int)
+    side = np.zeros(a.size, dtype=int)
     for _ in range(maxiter):
-        if live.size == 0:
+        if ok.size == 0:
             break
-        la, lb, lfa, lfb = a[live], b[live], fa[live], fb[live]
+        la, lb, lfa, lfb = a[ok], b[ok], fa[ok], fb[ok]
         cn = lb - lfb * (lb - la) / (lfb - lfa)
-        cn = np.where(np.isfinite(cn) & (cn > la) & (cn < lb), cn, 0.5 * (la + lb))
-        cols = idx[live]
-        prior_l = None if prior is None else (prior[0][cols], prior[1][cols])
-        fc = _score(cn, y[:, cols], mu[:, cols], X, prior_l)
+        inside = np.isfinite(cn) & (cn - np.minimum(la, lb) > 0) & (np.maximum(la, lb) - cn > 0)
+        cn = np.where(inside, cn, 0.5 * (la + lb))
+        fc = score(cn, live[ok])
         left = fc < 0
-        # Illinois: halve the retained end's score when the same end is kept twice in a row
-        a[live] = np.where(left, cn, la)
-        fa[live] = np.where(left, fc, np.where(side[live] == 1, 0.5 * lfa, lfa))
-        b[live] = np.where(left, lb, cn)
-        fb[live] = np.where(left, np.where(side[live] == -1, 0.5 * lfb, lfb), fc)
-        side[live] = np.where(left, -1, 1)
-        done = (np.abs(cn - c[live]) < tol) | (b[live] - a[live] < tol) | (fc == 0)
-        c[live] = cn
-        live = live[~done]
-    out[idx] = c
-    out[flat] = a0[flat]
+        # Illinois: halve the kept end's score when the same end is kept twice in a row
+        a[ok] = np.where(left, cn, la)
+        fa[ok] = np.where(left, fc, np.where(side[ok] == 1, 0.5 * lfa, lfa))
+        b[ok] = np.where(left, lb, cn)
+        fb[ok] = np.where(left, np.where(side[ok] == -1, 0.5 * lfb, lfb), fc)
+        side[ok] = np.where(left, -1, 1)
+        done = (np.abs(cn - c[ok]) < tol) | (np.abs(b[ok] - a[ok]) < tol) | (fc == 0)
+        c[ok] = cn
+        ok = ok[~done]
+    crossed = np.sign(fa) != np.sign(fb)
+    out[live[crossed]] = c[crossed]
     return np.clip(np.exp(out), MIN_DISP, max_disp)
 
 
@@ -189,7 +226,7 @@ def irls(y: np.ndarray, sf: np.ndarray, X: np.ndarray, disp: np.ndarray,
         W = m / (1 + m * d)
         z = np.log(m / s) + (yy - m) / m
         H = _gram(X, W) + ridge
-        bh = np.linalg.solve(H, np.einsum("ip,ig->gp", X, W * z)[..., None])[..., 0]
+        bh = np.einsum("gpq,gq->gp", _inv(H), np.einsum("ip,ig->gp", X, W * z))
         bad = (np.abs(bh) > MAX_BETA).any(1) | (it >= maxiter)
         fallback[live[bad]] = True
         ok = live[~bad]
@@ -207,7 +244,7 @@ def irls(y: np.ndarray, sf: np.ndarray, X: np.ndarray, disp: np.ndarray,
             beta[g] = irls_solver(y[:, g], sf[:, g], X, disp[g], MIN_MU, BETA_TOL)[0]
             mu[:, g] = np.maximum(sf[:, g] * np.exp(X @ beta[g]), MIN_MU)
     W = mu / (1 + mu * disp)
-    hinv = np.linalg.inv(_gram(X, W) + ridge)
+    hinv = _inv(_gram(X, W) + ridge)
     hat = W * np.einsum("ip,gpq,iq->ig", X, hinv, X, optimize=True)
     return beta, sf * np.exp(X @ beta.T), hat
 
@@ -236,23 +273,55 @@ class Trend:
         return out
 
 
+def _gamma_glm(x: np.ndarray, t: np.ndarray, maxiter: int = 100) -> tuple[np.ndarray, bool]:
+    """Gamma-family GLM ``t ~ a0 + a1 * x`` (identity link) by Fisher scoring.
+
+    Minimises ``mean(t / mu + log mu)``, PyDESeq2's ``dispersion_trend_gamma_glm`` loss, from
+    its start (1, 1); steps are halved to keep ``mu`` positive and the loss decreasing.
+    """
+    Z = np.column_stack([np.ones_like(x), x])
+    coef = np.array([1.0, 1.0])
+
+    def loss(c):
+        m = Z @ c
+        return np.inf if (m <= 0).any() else float(np.mean(t / m + np.log(m)))
+
+    cur = loss(coef)
+    for _ in range(maxiter):
+        m = Z @ coef
+        grad = Z.T @ (1 / m - t / m**2) / len(t)
+        fisher = (Z.T * (1 / m**2)) @ Z / len(t)
+        step = np.linalg.solve(fisher, grad)
+        for _ in range(40):
+            new = coef - step
+            val = loss(new)
+            if val <= cur:
+                break
+            step = step / 2
+        else:
+            return coef, False
+        done = np.all(np.abs(new - coef) <= 1e-10 + 1e-8 * np.abs(coef))
+        coef, cur = new, val
+        if done:
+            return coef, True
+    return coef, False
+
+
 def _trend_one(means: np.ndarray, disp: np.ndarray) -> tuple[float, float] | float:
     """PyDESeq2's parametric trend (gamma GLM, iterative outlier removal) or the mean fallback."""
-    from pydeseq2.default_inference import DefaultInference
     from scipy.stats import trim_mean
 
-    inf = DefaultInference(n_cpus=1)
     keep = np.isfinite(1 / means)
-    cov, tgt = pd.Series(1 / means[keep]), pd.Series(disp[keep])
+    cov, tgt = 1 / means[keep], disp[keep]
     old, coeffs = np.array([0.1, 0.1]), np.array([1.0, 1.0])
     while (coeffs > 1e-10).all() and (np.log(np.abs(coeffs / old)) ** 2).sum() >= 1e-6:
         old = coeffs
-        coeffs, pred, converged = inf.dispersion_trend_gamma_glm(cov, tgt)
+        coeffs, converged = _gamma_glm(cov, tgt)
         if not converged or (coeffs <= 1e-10).any():
             return float(trim_mean(disp[disp > 10 * MIN_DISP], proportiontocut=0.001))
-        ratio = tgt.to_numpy() / pred
+        ratio = tgt / (coeffs[0] + coeffs[1] * cov)
         drop = (ratio < 1e-4) | (ratio >= 15)
-        cov, tgt = cov[~drop].reset_index(drop=True), tgt[~drop].reset_index(drop=True)
+        cov, tgt = cov[~drop], tgt[~drop]
     return float(coeffs[0]), float(coeffs[1])
 
 
@@ -362,7 +431,7 @@ def wald(b: Batch, res: Fit, contrast: np.ndarray) -> tuple[np.ndarray, np.ndarr
     mu = b.sf * np.exp(b.X @ res.beta.T)
     W = mu / (1 + mu * res.disp)
     M = _gram(b.X, W)
-    hc = np.linalg.solve(M + RIDGE * np.eye(p), np.broadcast_to(contrast, (M.shape[0], p))[..., None])[..., 0]
+    hc = _inv(M + RIDGE * np.eye(p)) @ contrast
     se = np.sqrt(np.einsum("gp,gpq,gq->g", hc, M, hc))
     lfc = res.beta @ contrast
     stat = lfc / se
