@@ -89,7 +89,7 @@ def _contrast_pairs(levels: list[str], reference: str, groups: Sequence[str] | N
 
 def _used_levels(levels: list[str], reference: str, pairs: list[tuple[str, str]]) -> list[str]:
     """Condition levels named in ``pairs``, the reference first (the design's base level)."""
-    order = [reference] + [lv for lv in levels if lv != reference]
+    order = list(dict.fromkeys([reference, *levels]))
     return [lv for lv in order if any(lv in pair for pair in pairs)]
 
 
