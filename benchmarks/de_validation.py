@@ -1,4 +1,4 @@
-"""Validation of region-level DE (pseudobulk + PyDESeq2) on simulated and real data.
+"""Validation of region-level DE (pseudobulk + DESeq2 GLM, engine nbglm) on simulated and real data.
 
 Run by hand; prints figures, writes plots and a JSON summary to --out:
 
