@@ -149,3 +149,15 @@ def test_small_inverse_matches_numpy():
         A = rng.normal(size=(20, p, p))
         M = A @ A.transpose(0, 2, 1) + p * np.eye(p)
         np.testing.assert_allclose(nb._inv(M), np.linalg.inv(M), rtol=1e-8, atol=1e-10)
+
+
+def test_lfc_shrink_matches_pydeseq2(sim):
+    fast = td.tl.region_de(sim, reference="healthy", regions=["a"], key_added=None, lfc_shrink=True)
+    ref = td.tl.region_de(sim, reference="healthy", regions=["a"], key_added=None, lfc_shrink=True,
+                          engine="pydeseq2")
+    both = fast.merge(ref, on=["region", "group", "gene"])
+    assert np.corrcoef(both["log2fc_x"], both["log2fc_y"])[0, 1] >= 0.999
+    assert np.abs(both["log2fc_x"] - both["log2fc_y"]).max() < 0.05
+    fin = both["pvalue_x"].notna() & both["pvalue_y"].notna()
+    logp = np.log10(both.loc[fin, ["pvalue_x", "pvalue_y"]].to_numpy(float))
+    assert np.corrcoef(logp.T)[0, 1] >= 0.999

@@ -461,19 +461,76 @@ def independent_filtering(base_mean: np.ndarray, pvalues: np.ndarray, alpha: flo
     return result[:, j]
 
 
+def _ape_parts(beta: np.ndarray, X: np.ndarray, y: np.ndarray, size: np.ndarray, off: np.ndarray,
+               scale: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """apeGLM objective (PyDESeq2 ``nbinomFn``), its gradient and a positive-definite Hessian."""
+    xb = X @ beta.T
+    free = np.ones(beta.shape[1], dtype=bool)
+    free[k] = False
+    bk = beta[:, k]
+    prior = (beta[:, free] ** 2).sum(1) / (2 * 15.0**2) + np.log1p((bk / scale) ** 2)
+    logsize = np.log(size)
+    value = prior - (y * xb - (y + size) * np.logaddexp(xb + off, logsize)).sum(0)
+    resid = y - (y + size) / (1 + np.exp(logsize - xb - off))
+    grad = -np.einsum("ip,ig->gp", X, resid)
+    grad[:, free] += beta[:, free] / 15.0**2
+    grad[:, k] += 2 * bk / (scale**2 + bk**2)
+    e = np.exp(xb + off)
+    frac = (y + size) * size * e / (size + e) ** 2
+    hess = _gram(X, frac)
+    diag = np.where(free, 1 / 15.0**2, 0.0) + np.zeros((beta.shape[0], 1))
+    diag[:, k] = 2 * (scale**2 - bk**2) / (scale**2 + bk**2) ** 2
+    return value, grad, hess + diag[:, :, None] * np.eye(beta.shape[1])
+
+
+def _ape_fit(X: np.ndarray, y: np.ndarray, size: np.ndarray, off: np.ndarray, scale: np.ndarray, k: int,
+             maxiter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise the apeGLM objective for every column: Newton steps on a positive-definite
+    Hessian with backtracking, from PyDESeq2's start ``0.1 * (-1)^i``; returns (beta, SE of k)."""
+    p = X.shape[1]
+    beta = np.tile(0.1 * (-1.0) ** np.arange(p), (y.shape[1], 1))
+    live = np.arange(y.shape[1])
+    for _ in range(maxiter):
+        if live.size == 0:
+            break
+        args = (X, y[:, live], size[live], off[:, live], scale[live], k)
+        val, grad, hess = _ape_parts(beta[live], *args)
+        # the Cauchy prior's curvature turns negative beyond the prior scale: drop that part
+        bk, sc = beta[live, k], scale[live]
+        pd_hess = hess.copy()
+        pd_hess[:, k, k] -= np.minimum(2 * (sc**2 - bk**2) / (sc**2 + bk**2) ** 2, 0.0) - 1e-10
+        step = -np.einsum("gpq,gq->gp", _inv(pd_hess), grad)
+        t = np.ones(live.size)
+        slope = (grad * step).sum(1)
+        for _ in range(40):
+            trial = _ape_parts(beta[live] + t[:, None] * step, *args)[0]
+            bad = ~(trial <= val + 1e-4 * t * slope)
+            if not bad.any():
+                break
+            t = np.where(bad, t / 2, t)
+        new = beta[live] + t[:, None] * step
+        done = (np.abs(new - beta[live]).max(1) < 1e-9) | (np.abs(val - trial) <= 1e-12 * (1 + np.abs(val)))
+        beta[live] = new
+        live = live[~done]
+    _, _, hess = _ape_parts(beta, X, y, size, off, scale, k)
+    return beta, np.sqrt(np.abs(_inv(hess)[:, k, k]))
+
+
 def shrink(b: Batch, res: Fit, se: np.ndarray, coeff: int) -> tuple[np.ndarray, np.ndarray]:
     """apeGLM-style shrinkage of coefficient ``coeff`` (PyDESeq2 ``lfc_shrink``, adapt=True).
 
-    Per region: the prior scale from the Wald estimates, then PyDESeq2's per-gene
-    ``nbinomGLM`` (a per-gene optimiser: this step is not batched). Returns natural-log
-    (lfc, se).
+    Per region the prior scale comes from the Wald estimates (PyDESeq2 ``_fit_prior_var``);
+    the penalised fit is batched over all columns. Returns natural-log (lfc, se). The SE is
+    from the inverse Hessian of the objective; PyDESeq2 0.5 adds the prior's curvature to every
+    row of its Hessian (``+ np.diag(h)`` on a matrix), so its shrunk SEs can differ by ~30 %
+    for genes with small effects, while the shrunk LFCs agree (r > 0.9999 in the tests).
     """
-    from pydeseq2.utils import nbinomGLM
     from scipy.optimize import root_scalar
 
-    lfc, out_se = res.beta[:, coeff].copy(), se.copy()
+    lfc = res.beta[:, coeff]
+    scale = np.ones(lfc.size)
     for s in np.unique(b.seg):
-        cols = np.flatnonzero((b.seg == s) & np.isfinite(lfc))
+        cols = (b.seg == s) & np.isfinite(lfc)
         S, D = lfc[cols] ** 2, se[cols] ** 2
 
         def objective(a, S=S, D=D):
@@ -481,9 +538,9 @@ def shrink(b: Batch, res: Fit, se: np.ndarray, coeff: int) -> tuple[np.ndarray, 
             return ((S - D) * w).sum() / w.sum() - a
 
         var = 1e-6 if objective(1e-6) < 0 else root_scalar(objective, bracket=[1e-6, 400.0]).root
-        scale = min(np.sqrt(var), 1.0)
-        for g in cols:
-            beta, inv_h, _ = nbinomGLM(b.X, b.counts[:, g], 1 / res.disp[g], np.log(b.sf[:, g]),
-                                       15, scale, "L-BFGS-B", coeff)
-            lfc[g], out_se[g] = beta[coeff], np.sqrt(np.abs(inv_h[coeff, coeff]))
-    return lfc, out_se
+        scale[b.seg == s] = min(np.sqrt(var), 1.0)
+    ok = np.isfinite(lfc)
+    out_lfc, out_se = np.full(lfc.size, np.nan), np.full(lfc.size, np.nan)
+    beta, sek = _ape_fit(b.X, b.counts[:, ok], 1 / res.disp[ok], np.log(b.sf[:, ok]), scale[ok], coeff)
+    out_lfc[ok], out_se[ok] = beta[:, coeff], sek
+    return out_lfc, out_se
