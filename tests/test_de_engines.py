@@ -161,3 +161,19 @@ def test_lfc_shrink_matches_pydeseq2(sim):
     fin = both["pvalue_x"].notna() & both["pvalue_y"].notna()
     logp = np.log10(both.loc[fin, ["pvalue_x", "pvalue_y"]].to_numpy(float))
     assert np.corrcoef(logp.T)[0, 1] >= 0.999
+
+
+def test_a_failing_batch_is_a_note_and_the_rest_is_kept(sim, monkeypatch):
+    from topdown.tl import _de_engines
+
+    real = _de_engines._nbglm_batch
+
+    def flaky(jobs, opts):
+        if jobs[0].region == "b":
+            raise np.linalg.LinAlgError("Singular matrix")
+        return real(jobs, opts)
+
+    monkeypatch.setattr(_de_engines, "_nbglm_batch", flaky)
+    sub = sim[~((sim.obs["region"] == "b") & (sim.obs["sample"] == "healthy_3"))].copy()  # b: own batch
+    res = td.tl.region_de(sub, reference="healthy", key_added=None)
+    assert set(res["region"]) == {"a"} and "Singular matrix" in res.attrs["skipped"]["b"]

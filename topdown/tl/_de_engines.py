@@ -92,9 +92,22 @@ def run_nbglm(jobs: list[RegionJob], opts: EngineOptions) -> EngineResult:
         X = job.design.to_numpy(float)
         groups.setdefault((X.shape, X.tobytes(), tuple(job.design.columns)), []).append(i)
     tables: dict[str, pd.DataFrame] = {}
+    notes: dict[str, str] = {}
     for members in groups.values():
-        tables.update(_nbglm_batch([jobs[i] for i in members], opts))
-    return tables, {}
+        batch = [jobs[i] for i in members]
+        try:
+            tables.update(_nbglm_batch(batch, opts))
+        except InputError:
+            raise
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            notes.update(_failed(batch, exc))
+    return tables, notes
+
+
+def _failed(jobs: list[RegionJob], exc: Exception) -> dict[str, str]:
+    """One-line notes for regions whose fit failed numerically (the other regions are kept)."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return {job.region: f"the count model failed on this region ({reason})" for job in jobs}
 
 
 def _nbglm_batch(jobs: list[RegionJob], opts: EngineOptions) -> dict[str, pd.DataFrame]:
@@ -141,8 +154,10 @@ def run_pydeseq2(jobs: list[RegionJob], opts: EngineOptions) -> EngineResult:
     for job in progress(jobs, desc="region DE (PyDESeq2)"):
         try:
             tables[job.region] = _pydeseq2_region(job, opts)
-        except InputError as exc:
-            notes[job.region] = str(exc)
+        except InputError:
+            raise
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            notes.update(_failed([job], exc))
     return tables, notes
 
 
