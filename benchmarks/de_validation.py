@@ -1,4 +1,4 @@
-"""Validation of region-level DE (pseudobulk + PyDESeq2) on simulated and real data.
+"""Validation of region-level DE (pseudobulk + DESeq2 GLM, engine nbglm) on simulated and real data.
 
 Run by hand; prints figures, writes plots and a JSON summary to --out:
 
@@ -58,18 +58,41 @@ def planted(args, td, expression_study) -> tuple[dict, pd.DataFrame, object]:
                            de_regions=regions[:2], frac_de=0.05, lfc_range=(1.0, 2.0), sample_sd=0.2,
                            depth=args.depth, seed=args.seed)
     t0 = time.perf_counter()
-    res = td.tl.region_de(sim, condition_key="condition", sample_key="sample", reference="healthy")
+    res = td.tl.region_de(sim, condition_key="condition", sample_key="sample", reference="healthy",
+                          engine=args.engine)
     dt = time.perf_counter() - t0
     table = confusion(res, sim.var, regions)
     print(f"\n[1] planted effects: 3 vs 3 samples, {len(regions)} regions, {args.genes} genes, "
           f"{args.spots} spots/sample, depth {args.depth:g} counts/spot, 5% DE in {regions[:2]} "
-          f"(DESeq2 {dt:.1f} s)")
+          f"(DESeq2 GLM, engine {args.engine}, {dt:.1f} s)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     de = table.iloc[:2]
     ok = bool((de["fdr"] <= 0.1).all() and (de["power"] >= 0.8).all())
     print(f"  targets FDR <= 0.1 and power >= 0.8 in the DE regions: {'MET' if ok else 'NOT MET'}; "
           f"false calls in null regions: {int(table.iloc[2:]['called'].sum())}")
-    return {"table": table.to_dict(orient="records"), "seconds": dt, "targets_met": ok}, res, sim
+    out = {"table": table.to_dict(orient="records"), "seconds": dt, "targets_met": ok}
+    if args.compare:
+        out["agreement"] = compare_engines(args, td, sim, res, regions)
+    return out, res, sim
+
+
+def compare_engines(args, td, sim, res: pd.DataFrame, regions: list[str]) -> dict:
+    """The same planted data with the other engine: log2FC Pearson r and Jaccard of the calls."""
+    other = "pydeseq2" if args.engine == "nbglm" else "nbglm"
+    t0 = time.perf_counter()
+    ref = td.tl.region_de(sim, reference="healthy", engine=other, key_added=None)
+    dt = time.perf_counter() - t0
+    both = res.merge(ref, on=["region", "group", "gene"], suffixes=("", "_other"))
+    fin = np.isfinite(both["log2fc"]) & np.isfinite(both["log2fc_other"])
+    r = float(np.corrcoef(both.loc[fin, "log2fc"], both.loc[fin, "log2fc_other"])[0, 1])
+    a, b = set(both.index[both["padj"] < 0.05]), set(both.index[both["padj_other"] < 0.05])
+    jac = len(a & b) / max(1, len(a | b))
+    t_other = confusion(ref, sim.var, regions)
+    print(f"  vs engine {other} on the same data ({dt:.1f} s): log2FC Pearson r = {r:.4f}, Jaccard of "
+          f"padj < 0.05 calls = {jac:.3f} ({len(a)} vs {len(b)} calls); {other}: FDR "
+          f"{t_other.iloc[:2]['fdr'].round(3).tolist()}, power {t_other.iloc[:2]['power'].round(3).tolist()}")
+    return {"other": other, "seconds_other": dt, "pearson_log2fc": r, "jaccard_calls": jac,
+            "calls": len(a), "calls_other": len(b)}
 
 
 def null(args, td, expression_study) -> dict:
@@ -79,7 +102,7 @@ def null(args, td, expression_study) -> dict:
     sim = expression_study(n_per_condition=3, regions=regions, n_genes=args.genes, n_spots=args.spots,
                            frac_de=0.0, sample_sd=0.2, depth=args.depth, seed=args.seed + 1)
     t0 = time.perf_counter()
-    res = td.tl.region_de(sim, reference="healthy", key_added=None)
+    res = td.tl.region_de(sim, reference="healthy", key_added=None, engine=args.engine)
     t_d = time.perf_counter() - t0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExploratoryWarning)
@@ -157,6 +180,9 @@ def main() -> None:
     parser.add_argument("--depth", type=float, default=5000.0, help="mean counts per spot (Visium-like)")
     parser.add_argument("--spots", type=int, default=2000, help="spots per sample")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", default="nbglm", choices=["nbglm", "pydeseq2"])
+    parser.add_argument("--compare", action="store_true",
+                        help="also run the other engine on the planted data and report agreement")
     parser.add_argument("--prostate", default=str(Path(__file__).resolve().parents[1].parent
                                                   / "shared" / "data" / "visium_prostate_normal_vs_cancer"))
     args = parser.parse_args()

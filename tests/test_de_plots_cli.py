@@ -97,3 +97,18 @@ def test_cli_refuses_single_replicates(small_study, tmp_path, capsys):
     code = main(["de", str(path), "--condition-key", "condition", "--sample-key", "sample",
                  "--reference", "healthy", "--out", str(path)])
     assert code == 2 and "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_cli_engine_and_named_contrast(small_study, tmp_path):
+    path = tmp_path / "study.h5ad"
+    small_study.write_h5ad(path)
+    out = tmp_path / "de.csv"
+    code = main(["de", str(path), "--condition-key", "condition", "--sample-key", "sample",
+                 "--reference", "healthy", "--engine", "nbglm", "--contrast", "disease:healthy",
+                 "--out", str(out)])
+    assert code == 0
+    res = pd.read_csv(out)
+    assert set(res["group"]) == {"disease"} and set(res["reference"]) == {"healthy"}
+    code = main(["de", str(path), "--condition-key", "condition", "--sample-key", "sample",
+                 "--reference", "healthy", "--contrast", "drug:healthy", "--out", str(out)])
+    assert code != 0

@@ -1,5 +1,5 @@
 """topdown demo: the whole pipeline on a tiny simulated study (real Blender renders,
-real segmentation code path, real PyDESeq2), with the report checked for content."""
+real segmentation code path, real batched DESeq2 GLM), with the report checked for content."""
 
 from __future__ import annotations
 

@@ -248,7 +248,7 @@ assert (back.obs["region"] == adata.obs["region"]).all()'''),
 Spots of one section are not independent replicates: testing per spot treats thousands
 of spots from one animal as thousands of animals and floods you with false positives
 (Squair et al., Nat Commun 2021). topdown sums raw counts per **sample x region**
-(pseudobulk) and fits a negative-binomial model per region (PyDESeq2)."""),
+(pseudobulk) and fits DESeq2's negative-binomial model per region (batched over regions and genes; PyDESeq2 via engine='pydeseq2')."""),
         ("code", SETUP),
         ("md", "## A simulated study with known truth: 3 vs 3 samples, planted effects in two regions"),
         ("code", '''sim = td.sim.expression_study(

@@ -15,6 +15,12 @@ from ..errors import InputError  # noqa: E402
 from .result import DemoResult  # noqa: E402
 
 
+def _engine_name(de: pd.DataFrame) -> str:
+    """How the DE table was computed, for the report heading."""
+    engine = de.attrs.get("params", {}).get("engine", "nbglm")
+    return {"nbglm": "DESeq2's NB GLM, batched engine nbglm", "pydeseq2": "PyDESeq2"}.get(engine, engine)
+
+
 def _save(fig, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix.lstrip("."))
@@ -149,7 +155,7 @@ def write_summary(result: DemoResult) -> None:
         "",
         "Per-sample overlays: " + ", ".join(f"[{s.name}](overlays/{s.name}.png)" for s in result.samples),
         "",
-        "## Region-level DE (pseudobulk per sample x region, PyDESeq2), pathological vs. healthy",
+        f"## Region-level DE (pseudobulk per sample x region, {_engine_name(result.de)}), pathological vs. healthy",
         "",
         _table(tr),
         "",
