@@ -189,7 +189,9 @@ def test_several_libraries_with_library_key():
     a.uns["regions"] = {"libraries": {**a1.uns["regions"]["libraries"], **a2.uns["regions"]["libraries"]}}
     td.tl.assign_regions(a, library_key="library_id", check_alignment="ignore")
     assert a.obs["region"].tolist() == ["A", "outside", "outside", "X"]
-    assert list(a.obs["region"].cat.categories) == ["A", "B", "C", "X", "Y", "outside"]
+    # the union of both libraries' classes in first-seen order, less those no spot holds
+    assert list(a.obs["region"].cat.categories) == ["A", "X", "outside"]
+    assert list(a.obsm["region_fractions"].columns) == ["A", "B", "C", "X", "Y", "outside"]
 
 
 def strip_labels() -> np.ndarray:
@@ -356,3 +358,21 @@ def test_keep_tissue_at_probabilities_and_identity():
     assert out.probabilities[0, 37, 37] == 1 and out.probabilities[1:, 37, 37].sum() == 0
     assert out.probabilities[0, 10, 10] == np.float16(0.25)
     assert rmap.keep_tissue_at(np.array([[10.0, 10.0], [37.5, 37.5]])) is rmap  # every piece has a point
+
+
+def test_empty_regions_are_not_categories_and_colours_stay_aligned():
+    """A region no spot falls in is no category (scanpy's group-wise tools refuse empty groups),
+    and uns['region_colors'] keeps one colour per remaining category, in order."""
+    import scanpy as sc
+
+    rng = np.random.default_rng(0)
+    a = make_adata([[60, 100], [62, 100], [64, 102], [66, 104], [140, 140], [142, 140], [144, 142],
+                    [146, 144]])
+    a.X = rng.poisson(5, a.shape).astype(np.float32)
+    td.tl.assign_regions(a, check_alignment="ignore")
+    cats = list(a.obs["region"].cat.categories)
+    assert set(cats) == set(a.obs["region"].astype(str)) and len(cats) < 4   # some class holds no spot
+    colors = RegionMap(np.zeros((2, 2), np.uint8), ("A", "B", "C")).colors   # what the map gives each name
+    assert list(a.uns["region_colors"]) == [colors[c] for c in cats]
+    sc.tl.rank_genes_groups(a, "region", method="t-test")       # fails on an empty category
+    assert set(a.uns["rank_genes_groups"]["names"].dtype.names) == set(cats)

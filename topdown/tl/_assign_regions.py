@@ -244,12 +244,12 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
 
     Returns
     -------
-    ``None`` (or the copy). Sets ``obs[key_added]`` (categorical: classes then
-    ``'outside'``), ``obs[f'{key_added}_confidence']`` (area fraction of the region times
+    ``None`` (or the copy). Sets ``obs[key_added]`` (categorical: the classes, then
+    ``'outside'``, that at least one observation holds), ``obs[f'{key_added}_confidence']`` (area fraction of the region times
     the mean max model probability over it), ``obsm[f'{key_added}_fractions']``
-    (DataFrame, one column per category, rows sum to 1; not written when every library is
+    (DataFrame, one column per class and ``'outside'``, rows sum to 1; not written when every library is
     assigned by centroid, where it would be one-hot), ``uns[f'{key_added}_colors']``
-    (category order) and ``uns[f'{key_added}_assignment']`` (parameters, alignment report).
+    (one per category of ``obs[key_added]``, in its order) and ``uns[f'{key_added}_assignment']`` (parameters, alignment report).
     Nothing is changed if an error is raised.
 
     Examples
@@ -397,11 +397,14 @@ def _combine(results: dict[str, tuple[np.ndarray, _Result]], stores: dict[str, S
 
 
 def _write(out, key_added: str, c: _Combined) -> None:
-    out.obs[key_added] = pd.Categorical.from_codes(c.codes, categories=c.categories)
+    # only the categories some observation holds: scanpy's group-wise tools refuse an empty
+    # group (sc.tl.rank_genes_groups), and the colours follow the categories kept
+    out.obs[key_added] = pd.Categorical.from_codes(c.codes, categories=c.categories).remove_unused_categories()
     out.obs[f"{key_added}_confidence"] = c.confidence
     if c.fractions is not None:
         out.obsm[f"{key_added}_fractions"] = pd.DataFrame(c.fractions, index=out.obs_names.copy(),
                                                           columns=c.categories)
     elif f"{key_added}_fractions" in out.obsm:  # stale, from an earlier disk/polygon assignment
         del out.obsm[f"{key_added}_fractions"]
-    out.uns[f"{key_added}_colors"] = np.array([c.colors[k] for k in c.categories], dtype=object)
+    out.uns[f"{key_added}_colors"] = np.array([c.colors[k] for k in out.obs[key_added].cat.categories],
+                                              dtype=object)
