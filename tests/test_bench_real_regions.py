@@ -37,6 +37,7 @@ def test_disk_features_separate_the_two_tissues(bench):
     assert feats.shape == (len(xy), 7)
     assert np.allclose(feats[truth == 0, 0], 90 / 255, atol=1e-6)
     assert np.allclose(feats[truth == 1, 0], 235 / 255, atol=1e-6)
+    assert bench.spot_features(image, xy, 3).shape == (len(xy), 7 * len(bench.CONTEXT_SCALES))
     labels = bench.kmeans_labels(feats, 2)
     assert len(set(zip(labels, truth, strict=True))) == 2          # clusters are exactly the two halves
 
