@@ -47,3 +47,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def real_dev() -> Path:
+    """Real sections with expert region labels (for scoring only; see its README)."""
+    return _shared("real_dev")
