@@ -129,16 +129,16 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
     obs_libraries = library_column(adata, library_key) if drop_empty_tissue and library_key is not None else None
     new_store = adata.uns.get(key_added)
     for lib in libs:
-        key, image, scalef = layout.image(lib, image_key)
+        key, image, _ = layout.image(lib, image_key)
+        fullres = layout.fullres_scale(lib, key)  # one full-res pixel in image pixels and µm
         if pixel_size_um is not None:
             img_um = float(pixel_size_um)
         else:
-            full_um = layout.fullres_um_per_px(lib)
-            if full_um is None:
+            if fullres.um is None:
                 raise InputError(f"cannot tell the pixel size of library '{lib}': its scalefactors have "
                                  "neither 'microns_per_pixel' nor 'spot_diameter_fullres'; pass "
                                  "pixel_size_um= (µm per image pixel).")
-            img_um = full_um / scalef
+            img_um = fullres.size("um", of="image")
         if isinstance(model, RegionMap):
             rmap = model
         else:
@@ -150,13 +150,13 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         if drop_empty_tissue:
             points = _library_points(layout, lib, obs_libraries)
             if points is not None:
-                rmap = rmap.keep_tissue_at(points * scalef)
+                rmap = rmap.keep_tissue_at(fullres.convert(points, "fullres", "image"))
         prov = _model_provenance(model, rmap)
         prov["parameters"] = {"library_id": lib, "image_key": key, "image_pixel_size_um": img_um,
-                              "scalef": scalef, "adapt_norm": bool(adapt_norm),
+                              "scalef": fullres.image, "adapt_norm": bool(adapt_norm),
                               "drop_empty_tissue": bool(drop_empty_tissue), **{k: v for k, v in segment_kwargs.items()
                                                    if isinstance(v, (int, float, str, bool))}}
-        stored = StoredRegions.from_regionmap(rmap, scalef, image_key=key, provenance=prov)
+        stored = StoredRegions.from_regionmap(rmap, fullres, image_key=key, provenance=prov)
         new_store = store_entry(new_store, lib, stored)
     out = adata.copy() if copy else adata
     out.uns[key_added] = new_store
