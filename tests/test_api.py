@@ -19,7 +19,7 @@ API = {
     "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
            "to_spatialdata", "write_geojson", "read_giotto_visium"],
-    "tl": ["segment_regions", "assign_regions", "pseudobulk", "region_de"],
+    "tl": ["segment_regions", "assign_regions", "assign_points", "pseudobulk", "region_de"],
     "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts"],
     "datasets": ["list", "fetch", "demo", "manifest"],
     "get": ["regions", "region_de_df", "SpatialLayout", "spatial_coords", "library_column", "spatial_libraries",
