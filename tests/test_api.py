@@ -23,7 +23,7 @@ API = {
     "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts"],
     "datasets": ["list", "fetch", "demo", "manifest"],
     "get": ["regions", "region_de_df", "SpatialLayout", "spatial_coords", "library_column", "spatial_libraries",
-            "resolve_libraries", "scalefactors", "pick_image", "fullres_um_per_px", "technology",
+            "resolve_libraries", "scalefactors", "pick_image", "fullres_um_per_px", "technology", "affine_matrix",
             "StoredRegions", "load_store", "store_entry"],
 }
 

@@ -50,7 +50,9 @@ def test_regions_exact_inside_outside_edges_offmap(adata):
     assert list(counts.obs_names) == ["A", "B", "C", "outside"]
 
 
-def test_counts_equal_groupby_and_random_regions(adata):
+@pytest.mark.parametrize("chunk", [997, 1 << 20])
+def test_counts_equal_groupby_and_random_regions(adata, monkeypatch, chunk):
+    monkeypatch.setattr("topdown.tl._assign_points._CHUNK", chunk)  # several chunks, and one
     rng = np.random.default_rng(0)
     n = 20_000
     xy = rng.uniform(-20, 180, (n, 2))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..get import SpatialLayout, StoredRegions, load_store
+from ..get import SpatialLayout, StoredRegions, affine_matrix, load_store
 from ..seg.regionmap import OUTSIDE
 from . import _overlap
 
@@ -57,13 +57,7 @@ def _um_affine(adata, lib: str, transform) -> np.ndarray:
                                  "'microns_per_pixel'); pass transform= (3x3 µm -> full-res pixel affine) "
                                  "or coords='fullres'.")
             transform = np.diag([1.0 / um, 1.0 / um, 1.0])
-    m = np.asarray(transform, dtype=np.float64)
-    if m.shape == (2, 3):
-        m = np.vstack([m, [0.0, 0.0, 1.0]])
-    if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m[:2, :2])) < 1e-12:
-        raise InputError(f"transform must be an invertible 3x3 (or 2x3) µm -> full-res pixel affine, "
-                         f"got shape {m.shape}.")
-    return m
+    return affine_matrix(transform)
 
 
 def _columns(points, x: str, y: str, gene: str) -> tuple[np.ndarray, np.ndarray, pd.Categorical]:
@@ -104,6 +98,39 @@ def _to_map(px: np.ndarray, py: np.ndarray, store: StoredRegions, coords: str, a
             out += py * a[k, 1]
         out += a[k, 2]
     return xy
+
+
+#: points handled at once (bounds the temporaries: about 50 bytes per point of a chunk)
+_CHUNK = 1 << 20
+
+
+def _region_codes(px: np.ndarray, py: np.ndarray, store: StoredRegions, coords: str, affine) -> np.ndarray:
+    """Category code of every point: ``k - 1`` for label ``k``, ``len(classes)`` (outside) for 0."""
+    n_cls = len(store.classes)
+    lut = np.r_[n_cls, np.arange(n_cls)].astype(np.int8 if n_cls < 127 else np.int32)
+    codes = np.empty(len(px), dtype=lut.dtype)
+    gdf = None if store.has_raster else store.to_geodataframe()
+    for s in range(0, len(px), _CHUNK):
+        part = slice(s, s + _CHUNK)
+        xy = _to_map(px[part], py[part], store, coords, affine)
+        if gdf is None:
+            lab, _ = _overlap.raster_lookup(store.labels, xy)
+        else:
+            lab = _overlap.vector_points(xy * store.scale.per_map("fullres"), gdf.geometry.values,
+                                         gdf["label"].to_numpy())
+        codes[part] = lut[lab]
+    return codes
+
+
+def _count(codes: np.ndarray, gene_codes: np.ndarray, n_cat: int, n_genes: int) -> np.ndarray:
+    """``(n_cat, n_genes)`` int64 counts of the (region, gene) pairs, one bincount per chunk."""
+    flat = np.zeros(n_cat * n_genes, dtype=np.int64)
+    for s in range(0, len(codes), _CHUNK):
+        key = codes[s:s + _CHUNK].astype(np.int64)
+        key *= n_genes
+        key += gene_codes[s:s + _CHUNK]
+        flat += np.bincount(key, minlength=n_cat * n_genes)
+    return flat.reshape(n_cat, n_genes)
 
 
 def assign_points(adata, points: pd.DataFrame, *, x: str = "x", y: str = "y", gene: str = "gene",
@@ -160,25 +187,15 @@ def assign_points(adata, points: pd.DataFrame, *, x: str = "x", y: str = "y", ge
         raise InputError("transform= maps micrometres to pixels; pass coords='um' with it.")
     lib, store = _pick_store(adata, regions_key, library_id)
     px, py, genes = _columns(points, x, y, gene)
-    affine = _um_affine(adata, lib, transform) if coords == "um" else None
-    if store.has_raster:
-        lab, _ = _overlap.raster_lookup(store.labels, _to_map(px, py, store, coords, affine))
-    elif coords == "map":
+    if not store.has_raster and coords == "map":
         raise InputError(f"the regions of library '{lib}' are polygons without a label raster; "
                          "give the points in 'fullres' or 'um' coordinates.")
-    else:
-        gdf = store.to_geodataframe()
-        fr = _to_map(px, py, store, coords, affine) * store.scale.per_map("fullres")
-        lab = _overlap.vector_points(fr, gdf.geometry.values, gdf["label"].to_numpy())
+    affine = _um_affine(adata, lib, transform) if coords == "um" else None
+    codes = _region_codes(px, py, store, coords, affine)
     categories = [*store.classes, OUTSIDE]
-    n_cls = len(store.classes)
-    lab = np.asarray(lab, dtype=np.int64)
-    codes = np.where(lab > 0, lab - 1, n_cls)  # label k -> classes[k-1]; 0 -> outside (last)
     region = pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=points.index,
                        name=key_added or "region")
-    n_genes = len(genes.categories)
-    flat = np.bincount(codes * n_genes + genes.codes.astype(np.int64),
-                       minlength=len(categories) * n_genes).reshape(len(categories), n_genes)
+    flat = _count(codes, genes.codes, len(categories), len(genes.categories))
     gene_names = [str(g) for g in genes.categories]
     counts = ad.AnnData(X=sparse.csr_matrix(flat), obs=pd.DataFrame(index=categories),
                         var=pd.DataFrame(index=gene_names))
