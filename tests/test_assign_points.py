@@ -157,3 +157,19 @@ def test_real_merfish_transcripts(merfish_mini):
     table = pd.crosstab(region, tx["gene"]).reindex(index=counts.obs_names, columns=counts.var_names, fill_value=0)
     assert (counts.to_df().to_numpy() == table.to_numpy()).all()
     assert counts.n_vars == tx["gene"].nunique() and counts.X.sum() == len(tx)
+
+
+def test_regions_given_directly():
+    """A RegionMap (image pixels = full-res pixels) without an AnnData; µm through its pixel size."""
+    rmap = RegionMap(synthetic_labels(), ("A", "B", "C"), downsample=FULL, pixel_size_um=8.0)
+    xy = np.array([[4 * 10.5, 4 * 10.5], [4 * 30.0, 4 * 15.0], [4 * 2.0, 4 * 2.0], [4 * 25.5, 4 * 30.5]])
+    pts = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "gene": list("abab")})
+    region, counts = td.tl.assign_points(None, pts, regions=rmap)
+    assert list(region.astype(str)) == ["A", "C", "outside", "B"]
+    # 8 µm per map pixel = 2 µm per full-res pixel, same origin
+    r_um, _ = td.tl.assign_points(None, pts.assign(x=xy[:, 0] * 2, y=xy[:, 1] * 2), regions=rmap, coords="um")
+    assert r_um.equals(region)
+    with pytest.raises(InputError, match="needs regions"):
+        td.tl.assign_points(None, pts)
+    with pytest.raises(InputError, match="key_added= stores the counts"):
+        td.tl.assign_points(None, pts, regions=rmap, key_added="pts")

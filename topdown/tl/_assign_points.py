@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..get import SpatialLayout, StoredRegions, affine_matrix, load_store
-from ..seg.regionmap import OUTSIDE
+from ..get import SpatialLayout, StoredRegions, affine_matrix
+from ..seg.regionmap import OUTSIDE, RegionMap
 from . import _overlap
+from ._assign_regions import _as_stores
 
 Coords = Literal["fullres", "um", "map"]
 
@@ -30,8 +31,16 @@ class PointsAssignment(NamedTuple):
     """AnnData: obs = regions (the classes, then ``'outside'``), var = genes, ``X`` = counts (CSR)."""
 
 
-def _pick_store(adata, regions_key: str, library_id: str | None) -> tuple[str, StoredRegions]:
-    stores = load_store(adata, regions_key)
+def _pick_store(adata, regions, regions_key: str, library_id: str | None) -> tuple[str, StoredRegions]:
+    if adata is None and (regions is None or isinstance(regions, str)):
+        raise InputError("assign_points needs regions: pass an AnnData holding them (td.tl.segment_regions) "
+                         "or regions= (a RegionMap, StoredRegions or GeoDataFrame in full-res pixels).")
+    if isinstance(regions, RegionMap):  # the raster alone: no polygons (from_regionmap would trace them)
+        return "*", StoredRegions(classes=regions.classes, colors=dict(regions.colors), labels=regions.labels,
+                                  scale=regions.scale.with_image_scalef(1.0))
+    stores = _as_stores(adata, regions, regions_key)
+    if "*" in stores:  # regions given directly: one map for every point
+        return "*", stores["*"]
     if library_id is not None:
         if str(library_id) not in stores:
             raise InputError(f"library_id '{library_id}' has no segmented regions in "
@@ -43,14 +52,17 @@ def _pick_store(adata, regions_key: str, library_id: str | None) -> tuple[str, S
     return next(iter(stores.items()))
 
 
-def _um_affine(adata, lib: str, transform) -> np.ndarray:
-    """3x3 µm -> full-res pixel affine: ``transform``, the reader's, or ``microns_per_pixel``."""
+def _um_affine(adata, lib: str, store: StoredRegions, transform) -> np.ndarray:
+    """3x3 µm -> full-res pixel affine: ``transform``, the reader's, ``microns_per_pixel`` or the
+    map's own pixel size (the last two with the origins of µm and pixels at the same place)."""
     if transform is None:
-        layout = SpatialLayout(adata)
-        meta = (layout.libraries.get(lib) or {}).get("metadata") or {}
-        transform = meta.get("transform")
+        layout = SpatialLayout(adata) if adata is not None else None
+        lib_d = (layout.libraries.get(lib) or {}) if layout is not None else {}
+        transform = (lib_d.get("metadata") or {}).get("transform")
         if transform is None:
-            um = layout.fullres_um_per_px(lib) if lib in layout.libraries else None
+            um = layout.fullres_um_per_px(lib) if lib_d else None
+            if not um and store.scale.um and store.scale.fullres:
+                um = store.scale.um / store.scale.fullres
             if not um:
                 raise InputError(f"points in µm, but library '{lib}' has no µm -> pixel transform (its "
                                  "uns['spatial'] metadata has no 'transform' and its scalefactors no "
@@ -133,7 +145,7 @@ def _count(codes: np.ndarray, gene_codes: np.ndarray, n_cat: int, n_genes: int) 
     return flat.reshape(n_cat, n_genes)
 
 
-def assign_points(adata, points: pd.DataFrame, *, x: str = "x", y: str = "y", gene: str = "gene",
+def assign_points(adata, points: pd.DataFrame, *, regions=None, x: str = "x", y: str = "y", gene: str = "gene",
                   coords: Coords = "fullres", transform=None, library_id: str | None = None,
                   regions_key: str = "regions", key_added: str | None = None) -> PointsAssignment:
     """Give every point (transcript) its region, and count each gene per region.
@@ -142,17 +154,22 @@ def assign_points(adata, points: pd.DataFrame, *, x: str = "x", y: str = "y", ge
     ----------
     adata
         AnnData holding segmented regions in ``uns[regions_key]``
-        (:func:`segment_regions`).
+        (:func:`segment_regions`); may be ``None`` when ``regions`` is given.
     points
         One row per transcript: coordinate columns ``x``, ``y`` and a ``gene`` column
         (MERSCOPE ``detected_transcripts.csv``: ``x="global_x", y="global_y", coords="um"``).
+    regions
+        Instead of the stored regions: a :class:`~topdown.seg.RegionMap` (its image pixels
+        are the full-res pixels), a :class:`~topdown.get.StoredRegions`, a GeoDataFrame of
+        polygons in full-res pixels with a ``region`` column, or a ``uns`` key.
     x, y, gene
         Column names.
     coords
         Units of ``x``/``y``: ``"fullres"`` (full-resolution pixels, those of
         ``obsm['spatial']``), ``"um"`` (micrometres, placed with ``transform``, else the
         reader's µm -> pixel affine in ``uns['spatial'][library_id]['metadata']['transform']``,
-        else ``microns_per_pixel``) or ``"map"`` (pixels of the stored label raster).
+        else ``microns_per_pixel``, else the map's ``pixel_size_um``) or ``"map"`` (pixels of
+        the stored label raster).
     transform
         3x3 (or 2x3) affine from µm to full-res pixels, e.g. MERSCOPE's
         ``images/micron_to_mosaic_pixel_transform.csv`` as an array (``coords="um"`` only).
@@ -185,12 +202,14 @@ def assign_points(adata, points: pd.DataFrame, *, x: str = "x", y: str = "y", ge
         raise InputError(f"coords must be 'fullres', 'um' or 'map', got {coords!r}.")
     if transform is not None and coords != "um":
         raise InputError("transform= maps micrometres to pixels; pass coords='um' with it.")
-    lib, store = _pick_store(adata, regions_key, library_id)
+    if key_added is not None and adata is None:
+        raise InputError("key_added= stores the counts in adata.uns: pass an AnnData, or key_added=None.")
+    lib, store = _pick_store(adata, regions, regions_key, library_id)
     px, py, genes = _columns(points, x, y, gene)
     if not store.has_raster and coords == "map":
         raise InputError(f"the regions of library '{lib}' are polygons without a label raster; "
                          "give the points in 'fullres' or 'um' coordinates.")
-    affine = _um_affine(adata, lib, transform) if coords == "um" else None
+    affine = _um_affine(adata, lib, store, transform) if coords == "um" else None
     codes = _region_codes(px, py, store, coords, affine)
     categories = [*store.classes, OUTSIDE]
     region = pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=points.index,
