@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import io, tl
     from .._files import output_files
     from ..seg.checkpoint import files_of
+    from ..seg.loop import pick_device
 
     # before any work: no output may be the input, lie inside it (a whole outs folder) or be
     # a file of the model; the two outputs must differ, and each name must fit what it receives
@@ -85,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     log.info("read %d observations x %d genes from %s", adata.n_obs, adata.n_vars, args.input)
     tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
                        adapt_norm=args.adapt_norm, tta=args.tta, drop_empty_tissue=args.drop_empty_tissue,
-                       library_key="library_id" if "library_id" in adata.obs else None, device=args.device,
-                       progress=True)
+                       library_key="library_id" if "library_id" in adata.obs else None,
+                       device=pick_device(args.device), progress=True)
     library_key = "library_id" if "library_id" in adata.obs and args.library_id is None else None
     if args.library_id is not None and "library_id" in adata.obs:
         adata = adata[adata.obs["library_id"].astype(str) == str(args.library_id)].copy()
