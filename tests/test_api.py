@@ -19,11 +19,11 @@ API = {
     "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
            "to_spatialdata", "write_geojson", "read_giotto_visium"],
-    "tl": ["segment_regions", "assign_regions", "pseudobulk", "region_de"],
+    "tl": ["segment_regions", "assign_regions", "assign_points", "pseudobulk", "region_de"],
     "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts"],
     "datasets": ["list", "fetch", "demo", "manifest"],
     "get": ["regions", "region_de_df", "SpatialLayout", "spatial_coords", "library_column", "spatial_libraries",
-            "resolve_libraries", "scalefactors", "pick_image", "fullres_um_per_px", "technology",
+            "resolve_libraries", "scalefactors", "pick_image", "fullres_um_per_px", "technology", "affine_matrix",
             "StoredRegions", "load_store", "store_entry"],
 }
 

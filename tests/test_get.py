@@ -44,7 +44,7 @@ def test_regions_names_the_library_to_pick():
         td.get.regions(a, library_id="L3")
     assert len(td.get.regions(a, library_id="L2")) == 2
     with pytest.raises(InputError, match="segment_regions"):
-        td.get.regions(a, key="elsewhere")
+        td.get.regions(a, regions_key="elsewhere")
 
 
 def test_region_de_df_orders_columns_and_keeps_params():

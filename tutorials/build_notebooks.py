@@ -412,17 +412,24 @@ regions[["region", "area_px"]].assign(area_mm2=regions["area_px"] * um_per_px**2
         ("md", """## Every transcript gets its region
 
 Transcripts are in global µm; the image's extent maps them to pixels (y is flipped:
-row 0 of the image is the largest y)."""),
+row 0 of the image is the largest y). `td.tl.assign_points` looks every transcript up in
+the region raster (millions per second) and counts each gene per region. With an AnnData
+from `td.io.read_merscope` and `td.tl.segment_regions`, `td.tl.assign_points(adata, tx,
+x="global_x", y="global_y", coords="um")` finds the regions and the µm -> pixel transform
+in it."""),
         ("code", '''tx = pd.read_csv(crop / "vizgen_transcripts.gz")
-col = (tx["global_x"] - extent["xmin"]) / um_per_px
-row = (tx["global_y"] + extent["ymax"]) / um_per_px
-tx["region"] = np.asarray(rmap.names)[rmap.lookup(np.c_[col, row])]
-tx["region"].value_counts()'''),
+# µm -> image pixels: x from the image's left edge, y from its top edge
+to_px = np.array([[1 / um_per_px, 0, -extent["xmin"] / um_per_px],
+                  [0, 1 / um_per_px, extent["ymax"] / um_per_px]])
+tx["region"], counts = td.tl.assign_points(None, tx, regions=rmap, x="global_x", y="global_y",
+                                           coords="um", transform=to_px)
+counts  # regions x genes, sparse counts'''),
         ("code", '''# genes enriched in each region the model found (share of the region's transcripts vs. the crop's)
-share = pd.crosstab(tx["gene"], tx["region"], normalize="columns")
-overall = tx["gene"].value_counts(normalize=True)
+table = counts.to_df()  # regions x genes
+share = table.T / table.sum(axis=1).clip(lower=1)
+overall = table.sum(axis=0) / table.to_numpy().sum()
 for region in share.columns:
-    n = int((tx["region"] == region).sum())
+    n = int(counts.obs.loc[region, "n_points"])
     if n < 2000:
         continue
     ratio = (share[region] + 1e-4) / (overall.reindex(share.index) + 1e-4)
@@ -448,6 +455,7 @@ assert abs(rmap.labels.shape[0] - dapi.shape[0] * um_per_px / model.pixel_size_u
 assert rmap.meta["params"]["all_tissue"]     # no glass found in a field with room for it
 assert rmap.tissue_fraction() > 0.9          # so the whole crop is tissue
 assert (tx["region"] != "outside").mean() > 0.9
+assert counts.X.sum() == len(tx) and (counts.obs["n_points"] == tx["region"].value_counts()[counts.obs_names]).all()
 assert set(regions["region"]) <= set(model.classes)'''),
     ],
 }

@@ -44,7 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--keep-empty-tissue", action="store_false", dest="drop_empty_tissue",
                    help="keep pieces of detected tissue that hold no spot or cell (default: they become "
                         "outside; they are fiducial marks or debris)")
-    p.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="torch device for the model (default auto: cuda when available, else cpu)")
     p.set_defaults(func=run)
     return p
 
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import io, tl
     from .._files import output_files
     from ..seg.checkpoint import files_of
+    from ..seg.loop import pick_device
 
     # before any work: no output may be the input, lie inside it (a whole outs folder) or be
     # a file of the model; the two outputs must differ, and each name must fit what it receives
@@ -82,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     out, overlay = paths["--out"], paths["--overlay"]
     adata = read_any(args.input, all_spots=args.all_spots)
     log.info("read %d observations x %d genes from %s", adata.n_obs, adata.n_vars, args.input)
-    kw = {"device": args.device} if args.device != "cpu" else {}
     tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
                        adapt_norm=args.adapt_norm, tta=args.tta, drop_empty_tissue=args.drop_empty_tissue,
-                       library_key="library_id" if "library_id" in adata.obs else None, **kw)
+                       library_key="library_id" if "library_id" in adata.obs else None,
+                       device=pick_device(args.device), progress=True)
     library_key = "library_id" if "library_id" in adata.obs and args.library_id is None else None
     if args.library_id is not None and "library_id" in adata.obs:
         adata = adata[adata.obs["library_id"].astype(str) == str(args.library_id)].copy()

@@ -44,7 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="do not veto the model with the glass/tissue detector")
     add_inference_options(p)
     p.add_argument("--tile", type=int, default=512, metavar="PX", help="tile side in model pixels (default 512)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="default cpu")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="default auto: cuda when available, else cpu")
     p.set_defaults(func=run)
     return p
 

@@ -1,6 +1,7 @@
 """Names of ``topdown.get``, for readers, IDEs and type checkers; loaded lazily at run time."""
 
 from ._library import SpatialLayout as SpatialLayout
+from ._library import affine_matrix as affine_matrix
 from ._library import fullres_um_per_px as fullres_um_per_px
 from ._library import library_column as library_column
 from ._library import pick_image as pick_image

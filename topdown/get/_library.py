@@ -130,6 +130,23 @@ class SpatialLayout:
                             (lib.get("scalefactors") or {}) else "cells"))
 
 
+def affine_matrix(m) -> np.ndarray:
+    """A micron-to-pixel affine as a checked 3x3 float array (a 2x3 one gets its ``[0, 0, 1]`` row).
+
+    Examples
+    --------
+    >>> affine_matrix([[2, 0, 5], [0, 2, -1]])[2].tolist()
+    [0.0, 0.0, 1.0]
+    """
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape == (2, 3):
+        m = np.vstack([m, [0.0, 0.0, 1.0]])
+    if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m[:2, :2])) < 1e-12:
+        raise InputError(f"the micron-to-pixel transform must be an invertible 3x3 (or 2x3) affine "
+                         f"matrix, got shape {m.shape}.")
+    return m
+
+
 def spatial_coords(adata) -> np.ndarray:
     """``obsm['spatial']`` as float64 (n, 2), validated."""
     return SpatialLayout(adata).xy

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -14,7 +16,7 @@ REGION_DE_COLUMNS = ("region", "group", "reference", "gene", "log2fc", "lfc_se",
                      "n_cells_reference", "method", "exploratory")
 
 
-def regions(adata, key: str = "regions", library_id: str | None = None):
+def regions(adata, regions_key: str = "regions", library_id: str | None = None, *, key: str | None = None):
     """The segmented region polygons of one library, in full-resolution pixels.
 
     Parameters
@@ -22,10 +24,12 @@ def regions(adata, key: str = "regions", library_id: str | None = None):
     adata
         AnnData after :func:`topdown.tl.segment_regions` (or ``assign_regions`` with
         ``regions=``).
-    key
-        ``uns`` key of the stored regions.
+    regions_key
+        ``uns`` key of the stored regions (``key_added`` of :func:`topdown.tl.segment_regions`).
     library_id
-        Library to read; may be omitted when ``uns[key]`` holds one library only.
+        Library to read; may be omitted when ``uns[regions_key]`` holds one library only.
+    key
+        Deprecated name of ``regions_key``.
 
     Returns
     -------
@@ -37,6 +41,10 @@ def regions(adata, key: str = "regions", library_id: str | None = None):
     >>> import topdown as td
     >>> td.get.regions(adata).plot(color=td.get.regions(adata)["color"])  # doctest: +SKIP
     """
+    if key is None:
+        key = regions_key
+    else:
+        warnings.warn("td.get.regions(key=) is deprecated: pass regions_key=", FutureWarning, stacklevel=2)
     stores = load_store(adata, key)
     if library_id is None:
         if len(stores) > 1:

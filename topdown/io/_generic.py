@@ -9,6 +9,7 @@ import pandas as pd
 
 from .._files import existing_path
 from ..errors import DataFileError, InputError
+from ..get import affine_matrix
 from ._common import check_matrix, downsample_image, read_image
 
 #: obs columns never treated as genes
@@ -28,13 +29,8 @@ def read_transform(transform) -> np.ndarray:
         except ValueError as exc:
             raise DataFileError(f"'{p}' is not a 3x3 matrix of numbers ({exc}).") from exc
     else:
-        m = np.asarray(transform, dtype=np.float64)
-    if m.shape == (2, 3):
-        m = np.vstack([m, [0.0, 0.0, 1.0]])
-    if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m[:2, :2])) < 1e-12:
-        raise InputError(f"the micron-to-pixel transform must be an invertible 3x3 (or 2x3) affine "
-                         f"matrix, got shape {m.shape}.")
-    return m
+        m = transform
+    return affine_matrix(m)
 
 
 def apply_affine(m: np.ndarray, xy: np.ndarray) -> np.ndarray:

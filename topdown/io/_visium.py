@@ -167,7 +167,8 @@ def read_visium(path, *, count_file: str | None = None, library_id: str | None =
         if is_raw:
             warnings.warn(f"'{outs}' has no filtered_feature_bc_matrix: read {matrix_name} and kept only "
                           f"the {int(pos['in_tissue'].sum())} spots under tissue (pass "
-                          "in_tissue_only=False to keep all, with obs['in_tissue']).", UserWarning,
+                          "in_tissue_only=False, or --all-spots on the command line, to keep all, with "
+                          "obs['in_tissue']).", UserWarning,
                           stacklevel=2)
     for c in ("in_tissue", "array_row", "array_col"):
         adata.obs[c] = pos[c].to_numpy().astype(np.int64)
@@ -175,7 +176,8 @@ def read_visium(path, *, count_file: str | None = None, library_id: str | None =
     if in_tissue_only:
         keep = adata.obs["in_tissue"].to_numpy() == 1
         if not keep.any():
-            raise InputError(f"no spot of '{outs}' is marked in_tissue; pass in_tissue_only=False.")
+            raise InputError(f"no spot of '{outs}' is marked in_tissue; pass in_tissue_only=False "
+                             "(--all-spots on the command line).")
         adata = adata[keep].copy()
 
     sf_path = spatial / "scalefactors_json.json"

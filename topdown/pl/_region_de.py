@@ -37,6 +37,7 @@ def _finish(fig, axes, show: bool | None, save: str | os.PathLike | None):
             fig.savefig(tmp, dpi=150, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     if show if show is not None else plt.isinteractive():
         plt.show()
+        return None  # scanpy's convention: a shown figure is not returned
     return axes
 
 
@@ -88,7 +89,8 @@ def region_de(res, region: str | None = None, *, padj: float = 0.05, lfc: float 
 
     Returns
     -------
-    The axes (one Axes, or a list of Axes for several regions).
+    ``None`` when the figure is shown (``show=True``, or interactive matplotlib; scanpy's
+    convention), else the axes (one Axes, or a list of Axes for several regions).
 
     Examples
     --------
@@ -169,7 +171,7 @@ def region_de_heatmap(res, adata=None, *, n_top: int = 5, padj: float = 0.05, ax
 
     Returns
     -------
-    The Axes.
+    ``None`` when the figure is shown (scanpy's convention), else the Axes.
 
     Examples
     --------
@@ -222,7 +224,7 @@ def region_de_counts(res, *, padj: float = 0.05, lfc: float = 0.0, ax=None, show
 
     Returns
     -------
-    The Axes.
+    ``None`` when the figure is shown (scanpy's convention), else the Axes.
 
     Examples
     --------

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from ..errors import InputError
 
 
-def regions(adata, *, key: str = "regions", region_key: str = "region", library_id: str | None = None,
+def regions(adata, *, regions_key: str = "regions", region_key: str = "region", library_id: str | None = None,
             image_key: str | None = None, ax=None, show: bool | None = None,
             save: str | os.PathLike | None = None, spot_size: float | None = None,
             alpha_regions: float = 0.35, alpha_spots: float = 0.9, outline: bool = True,
-            legend: bool = True, title: str | None = None, dpi: int = 150):
+            legend: bool = True, title: str | None = None, dpi: int = 150, key: str | None = None):
     """Plot the tissue image with the segmented regions and the spots coloured by region.
 
     Everything is drawn in full-resolution pixel coordinates (those of ``obsm['spatial']``).
@@ -23,8 +24,8 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     adata
         AnnData after :func:`topdown.tl.segment_regions` (and optionally
         :func:`topdown.tl.assign_regions`).
-    key
-        ``uns`` key of the segmented regions.
+    regions_key
+        ``uns`` key of the segmented regions (``key_added`` of :func:`topdown.tl.segment_regions`).
     region_key
         ``obs`` column of the assigned regions (skipped when absent).
     library_id
@@ -34,7 +35,8 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     ax
         Matplotlib axes to draw into (a new figure otherwise).
     show
-        Show the figure (default: only when neither ``ax`` nor ``save`` is given).
+        Show the figure (default: only when neither ``ax`` nor ``save`` is given); ``False``
+        returns the axes instead.
     save
         Save the figure to this path (atomically).
     spot_size
@@ -45,15 +47,17 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
         Draw region outlines.
     legend
         Show a legend of the regions.
+    key
+        Deprecated name of ``regions_key``.
 
     Returns
     -------
-    The matplotlib axes.
+    ``None`` when the figure is shown (scanpy's convention), else the matplotlib axes.
 
     Examples
     --------
     >>> import topdown as td
-    >>> ax = td.pl.regions(adata, save="overlay.png")  # doctest: +SKIP
+    >>> ax = td.pl.regions(adata, show=False)  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -62,6 +66,10 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     from ..get import SpatialLayout
     from ..get import regions as stored_regions
 
+    if key is None:
+        key = regions_key
+    else:
+        warnings.warn("td.pl.regions(key=) is deprecated: pass regions_key=", FutureWarning, stacklevel=2)
     layout = SpatialLayout(adata)
     sp = layout.libraries
     if library_id is None:
@@ -119,6 +127,7 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
             ax.figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format=save_path.suffix.lstrip(".") or "png")
     if show or (show is None and save is None and own_ax):
         plt.show()
+        return None  # scanpy's convention: a shown figure is not returned
     return ax
 
 

@@ -42,7 +42,7 @@ def evaluate(model, ds, *, indices=None, boundary_px: int = 1, tta: bool = True,
         Average each frame with its mirror image (:func:`topdown.seg.infer.tta_flips`), as
         ``segment`` does by default; ``False`` scores the single raw pass.
     device
-        Torch device.
+        Torch device (``"auto"``: CUDA when available, else CPU).
 
     Returns
     -------
@@ -60,12 +60,14 @@ def evaluate(model, ds, *, indices=None, boundary_px: int = 1, tta: bool = True,
     """
     from .checkpoint import load
     from .infer import require_flag
+    from .loop import pick_device
 
     require_flag("tta", tta)
     if int(boundary_px) != boundary_px or boundary_px < 0:
         raise InputError(f"boundary_px must be a whole number of pixels >= 0, got {boundary_px!r}")
     boundary_px = int(boundary_px)
     ds = open_dataset(ds)
+    device = pick_device(device)  # "auto" -> cuda or cpu, once for the model and the batches
     model = load(model, classes=list(ds.classes), device=device)
     idx = range(len(ds)) if indices is None else list(indices)
     n = model.n_labels

@@ -176,7 +176,7 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
         If given, the region classes the caller needs; a model with other classes raises
         :class:`~topdown.errors.InputError` naming both lists.
     device
-        Torch device to put the model on.
+        Torch device to put the model on (``"auto"``: CUDA when available, else CPU).
 
     Examples
     --------
@@ -214,8 +214,10 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
             raise InputError(f"model '{model.name}' segments classes {list(model.classes)}, but "
                              f"{want} were requested; use a model trained on those classes "
                              "(td.seg.train on a simulation of the matching spec).")
+    from .loop import pick_device
+
     model.eval()
-    return model.to(device)
+    return model.to(pick_device(device))
 
 
 def save_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, info: dict,

@@ -220,7 +220,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
 
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
             image_kind: str | None = None, tissue: bool = True, tile: int = 512, overlap: int = 64,
-            batch_size: int = 1, probabilities: bool = True, device: str = "cpu",
+            batch_size: int = 1, probabilities: bool = True, device: str = "auto",
             tta: bool = True, adapt_norm: bool = False, progress: bool = False) -> RegionMap:
     """Segment an image into the model's anatomical regions.
 
@@ -256,7 +256,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     probabilities
         Keep float16 class probabilities in the result (``False`` saves memory).
     device
-        Torch device.
+        Torch device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     tta
         Test-time augmentation: average the softmax of each tile and of its mirror image
         (:func:`tta_flips`: left-right for an upright model, a half turn for a
@@ -286,9 +286,11 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     >>> rmap.to_geodataframe()  # doctest: +SKIP
     """
     from .checkpoint import load
+    from .loop import pick_device
 
     require_flag("adapt_norm", adapt_norm)
     require_flag("tta", tta)
+    device = pick_device(device)
     model = load(model, device=device)
     src = open_image(image, background=model.background_value)
     scale = _image_scale(image, src, model, pixel_size_um, scalefactors, image_kind)

@@ -1,5 +1,6 @@
 """Names of ``topdown.tl``, for readers, IDEs and type checkers; loaded lazily at run time."""
 
+from ._assign_points import assign_points as assign_points
 from ._assign_regions import assign_regions as assign_regions
 from ._pseudobulk import pseudobulk as pseudobulk
 from ._region_de import region_de as region_de
