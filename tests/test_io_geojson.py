@@ -109,6 +109,8 @@ def test_qupath_round_trip(tmp_path):
     again = td.io.read_geojson(p2)
     assert list(again["region"]) == ["A", "B", "C"] and list(again["color"]) == list(back["color"])
     np.testing.assert_allclose(again.area, back.area, rtol=1e-9)
+    td.pl.regions(fresh, save=tmp_path / "overlay.png", show=False)  # the overlay draws them
+    assert (tmp_path / "overlay.png").stat().st_size > 0
     # the h5ad keeps the drawn regions
     fresh.write_h5ad(tmp_path / "a.h5ad")
     assert list(td.get.regions(ad.read_h5ad(tmp_path / "a.h5ad"))["region"]) == ["A", "B", "C"]
@@ -242,3 +244,22 @@ def test_geodataframe_source_and_library_choice(tmp_path):
     assert "regions" not in a.uns and list(b.uns["regions"]["libraries"]) == ["lib2"]
     gdf = td.get.regions(b, library_id="lib2")
     assert dict(zip(gdf["region"], gdf.area, strict=True)) == {"big": 160 * 160 - 40 * 40, "small": 40 * 40}
+
+
+def test_annotations_drawn_on_the_hires_image(tmp_path):
+    """QuPath had tissue_hires_image.png open: coordinates are hires pixels (x 0.5 here)."""
+    xy = grid()
+    full = [feature(box(0, 0, 80, 160), "A", [255, 0, 0]), feature(box(80, 0, 160, 160), "B", [0, 0, 255])]
+    hires = [feature([[[x * SCALEF, y * SCALEF] for x, y in f["geometry"]["coordinates"][0]]],
+                     f["properties"]["classification"]["name"]) for f in full]
+    a, b = spots_adata(xy), spots_adata(xy)
+    td.io.read_geojson_regions(a, write(tmp_path, full, "full.geojson"))
+    with pytest.warns(UserWarning, match="coordinates='hires'"):
+        td.io.read_geojson_regions(spots_adata(xy), write(tmp_path, hires, "hires.geojson"))
+    td.io.read_geojson_regions(b, tmp_path / "hires.geojson", coordinates="hires")
+    ga, gb = td.get.regions(a), td.get.regions(b)
+    assert list(gb["region"]) == ["A", "B"]
+    np.testing.assert_allclose(gb.area, ga.area)
+    assert b.uns["regions"]["libraries"]["lib1"]["provenance"]["coordinates"] == "hires"
+    with pytest.raises(InputError, match="tissue_midres_scalef"):
+        td.io.read_geojson_regions(b, tmp_path / "hires.geojson", coordinates="midres")

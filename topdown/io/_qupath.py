@@ -293,17 +293,79 @@ def _check_in_image(gdf, extent: tuple[float, float], lib: str, path: str) -> No
                 "or pass the right library_id=.")
 
 
+def _drawn_regions(source, object_types, default_class) -> tuple[Any, str, dict]:
+    """The flattened regions of a GeoJSON path or GeoDataFrame, a name for messages, provenance."""
+    import geopandas as gpd
+
+    from ..seg.regionmap import default_colors
+
+    if isinstance(source, gpd.GeoDataFrame):
+        if "region" not in source.columns:
+            raise InputError("the GeoDataFrame has no 'region' column; add one naming each polygon's region.")
+        gdf = source.copy()
+        defaults = default_colors(list(dict.fromkeys(gdf["region"].astype(str))))
+        if "color" not in gdf.columns:
+            gdf["color"] = [defaults[str(r)] for r in gdf["region"]]
+        return flatten_regions(gdf), "<GeoDataFrame>", {"source": "GeoDataFrame"}
+    drawn, where, sha = _read(source, object_types, default_class)
+    return flatten_regions(drawn), where, {"source": "geojson", "path": where, "sha256": sha}
+
+
+def _to_fullres(flat, layout, lib: str, coordinates: str):
+    """``flat`` with its polygons in full-res pixels (they are in ``coordinates``)."""
+    import shapely
+
+    if coordinates == "fullres":
+        return flat
+    f = layout.scalefactors(lib).get(f"tissue_{coordinates}_scalef")
+    if not f:
+        raise InputError(f"coordinates must be 'fullres' or an image key with a tissue_<key>_scalef "
+                         f"('hires', 'lowres'); library '{lib}' has no tissue_{coordinates}_scalef.")
+    flat = flat.copy()
+    flat["geometry"] = shapely.transform(flat.geometry.values, lambda xy: xy / float(f))
+    flat["area_px"] = flat.geometry.area
+    return flat
+
+
+def _check_frame(flat, layout, lib: str, where: str) -> None:
+    """Warn when the polygons look drawn on a stored (hires/lowres) image, not the full-res one:
+    few spots lie in them, many would if they were in that image's pixels."""
+    import warnings
+
+    import shapely
+
+    adata = layout.adata
+    xy = layout.xy
+    if "in_tissue" in adata.obs and adata.obs["in_tissue"].astype(int).any():
+        xy = xy[adata.obs["in_tissue"].to_numpy().astype(int) == 1]
+    union = shapely.union_all(flat.geometry.values)
+    if not len(xy) or union.is_empty:
+        return
+    on = float(shapely.contains_xy(union, xy[:, 0], xy[:, 1]).mean())
+    for key in ("hires", "lowres"):
+        f = layout.scalefactors(lib).get(f"tissue_{key}_scalef")
+        if not f or on >= 0.5 or f > 0.9:
+            continue
+        on_k = float(shapely.contains_xy(union, xy[:, 0] * f, xy[:, 1] * f).mean())
+        if on_k >= max(0.6, on + 0.2):
+            warnings.warn(f"'{where}': the drawn regions hold {on:.0%} of the spots, but {on_k:.0%} if their "
+                          f"coordinates are {key}-image pixels (QuPath had the {key} image open); if so, pass "
+                          f"coordinates='{key}'.", UserWarning, stacklevel=3)
+            return
+
+
 def read_geojson_regions(adata, source, library_id: str | None = None, key_added: str = "regions", *,
                          object_types: Sequence[str] | None = ("annotation",),
-                         default_class: str | None = None, image_key: str | None = None,
-                         copy: bool = False):
+                         default_class: str | None = None, coordinates: str = "fullres",
+                         image_key: str | None = None, copy: bool = False):
     """Store hand-drawn regions (QuPath GeoJSON) in ``adata.uns[key_added]``, like a segmentation.
 
     The annotations take the place of :func:`topdown.tl.segment_regions`:
     :func:`topdown.tl.assign_regions`, :func:`topdown.tl.region_de`, ``td.pl.regions`` and
     :func:`topdown.io.write_geojson` then work on them unchanged. The regions are stored as
     exact polygons (no raster), flattened by the rule of :func:`read_geojson`
-    (``flatten=True``): the smaller annotation lies on top.
+    (``flatten=True``): where annotations overlap, the smaller one lies on top (equal areas:
+    the later one in the file), so a region drawn inside another is cut out of it.
 
     Parameters
     ----------
@@ -311,7 +373,7 @@ def read_geojson_regions(adata, source, library_id: str | None = None, key_added
         AnnData with ``obsm['spatial']`` and ``uns['spatial']`` (full-res pixel coordinates).
     source
         Path of a GeoJSON file (QuPath's export, or :func:`topdown.io.write_geojson`'s), or a
-        GeoDataFrame with ``region`` and ``geometry`` (optional ``color``) in full-res pixels.
+        GeoDataFrame with ``region`` and ``geometry`` (optional ``color``).
     library_id
         Library the annotations were drawn on; may be omitted when there is one.
     key_added
@@ -320,6 +382,11 @@ def read_geojson_regions(adata, source, library_id: str | None = None, key_added
         ``objectType`` values to keep (default: annotations; detections and cells are skipped).
     default_class
         Class name for unclassified annotations; ``None`` raises an error naming them.
+    coordinates
+        Pixels of the image the annotations were drawn on: ``"fullres"`` (default; the slide
+        itself, as for ``obsm['spatial']``), or ``"hires"`` / ``"lowres"`` when QuPath had
+        Space Ranger's ``tissue_hires_image.png`` open (divided by ``tissue_<key>_scalef``).
+        A warning suggests it when the regions fit the spots only in such pixels.
     image_key
         Image whose extent the polygons are checked against (default: hires, else lowres).
     copy
@@ -329,6 +396,12 @@ def read_geojson_regions(adata, source, library_id: str | None = None, key_added
     -------
     ``None`` (or the copy). Nothing is changed if an error is raised.
 
+    Raises
+    ------
+    topdown.errors.InputError
+        As :func:`read_geojson`, and when a region lies outside the library's image or a
+        class is named ``outside``.
+
     Examples
     --------
     >>> import topdown as td
@@ -336,8 +409,6 @@ def read_geojson_regions(adata, source, library_id: str | None = None, key_added
     >>> td.io.read_geojson_regions(adata, "drawn_in_qupath.geojson")  # doctest: +SKIP
     >>> td.tl.assign_regions(adata)  # doctest: +SKIP
     """
-    import geopandas as gpd
-
     from ..get import SpatialLayout, StoredRegions, store_entry
     from ..seg.regionmap import OUTSIDE, default_colors
 
@@ -347,30 +418,22 @@ def read_geojson_regions(adata, source, library_id: str | None = None, key_added
         raise InputError(f"adata has several libraries {libs}; pass library_id= (the one the annotations "
                          "were drawn on).")
     lib = libs[0]
-    if isinstance(source, gpd.GeoDataFrame):
-        if "region" not in source.columns:
-            raise InputError("the GeoDataFrame has no 'region' column; add one naming each polygon's region.")
-        gdf = source.copy()
-        defaults = default_colors(list(dict.fromkeys(gdf["region"].astype(str))))
-        if "color" not in gdf.columns:
-            gdf["color"] = [defaults[str(r)] for r in gdf["region"]]
-        flat, where, prov = flatten_regions(gdf), "<GeoDataFrame>", {"source": "GeoDataFrame"}
-    else:
-        drawn, where, sha = _read(source, object_types, default_class)
-        flat = flatten_regions(drawn)
-        prov = {"source": "geojson", "path": where, "sha256": sha}
+    flat, where, prov = _drawn_regions(source, object_types, default_class)
     if OUTSIDE in set(flat["region"]):
         raise InputError(f"'{where}': the class name '{OUTSIDE}' is reserved for what lies outside every region; "
                          "rename that class in QuPath.")
+    flat = _to_fullres(flat, layout, lib, coordinates)
     try:
         key, image, scalef = layout.image(lib, image_key)
     except InputError:  # no image to check against (cells without an image)
         key, image, scalef = "", None, None
     if image is not None:
         _check_in_image(flat, (image.shape[0] / scalef, image.shape[1] / scalef), lib, where)
+    if "spatial" in adata.obsm and len(layout.libraries) == 1:
+        _check_frame(flat, layout, lib, where)
     colors = {**default_colors([]), **dict(zip(flat["region"], flat["color"], strict=True))}
     prov.update({"model_name": "hand-drawn annotations", "object_types": list(object_types or []),
-                 "overlap_rule": OVERLAP_RULE, "topdown_version": __version__})
+                 "coordinates": coordinates, "overlap_rule": OVERLAP_RULE, "topdown_version": __version__})
     shown = flat[~flat.geometry.is_empty]
     stored = StoredRegions(classes=tuple(flat["region"]), colors=colors, image_key=key,
                            image_shape=None if image is None else tuple(int(v) for v in image.shape[:2]),
