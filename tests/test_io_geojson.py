@@ -263,3 +263,27 @@ def test_annotations_drawn_on_the_hires_image(tmp_path):
     assert b.uns["regions"]["libraries"]["lib1"]["provenance"]["coordinates"] == "hires"
     with pytest.raises(InputError, match="tissue_midres_scalef"):
         td.io.read_geojson_regions(b, tmp_path / "hires.geojson", coordinates="midres")
+
+
+def test_cli_annotate_with_drawn_regions(tmp_path, capsys):
+    from topdown.cli import main
+
+    xy = grid()
+    src = tmp_path / "in.h5ad"
+    spots_adata(xy).write_h5ad(src)
+    drawn = write(tmp_path, [feature(box(0, 0, 80, 160), "A", [255, 0, 0]),
+                             feature(box(80, 0, 160, 160), "B", [0, 0, 255])])
+    out = tmp_path / "out.h5ad"
+    assert main(["annotate", str(src), "--regions", str(drawn), "--out", str(out)]) == 0
+    a = td.io.read_annotated(out)
+    assert (a.obs["region"].astype(str) == np.where(xy[:, 0] < 80, "A", "B")).all()
+    assert a.uns["regions"]["libraries"]["lib1"]["provenance"]["model_name"] == "hand-drawn annotations"
+    # the drawn file is an input: never overwritten; a model and drawn regions exclude each other
+    assert main(["annotate", str(src), "--regions", str(drawn), "--out", str(drawn)]) == 2
+    with pytest.raises(SystemExit):
+        main(["annotate", str(src), "--regions", str(drawn), "--model", "x", "--out", str(out)])
+    bad = write(tmp_path, "{not json", "bad.geojson")
+    capsys.readouterr()
+    assert main(["annotate", str(src), "--regions", str(bad), "--out", str(tmp_path / "o2.h5ad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not JSON" in err and len(err.splitlines()) == 1
