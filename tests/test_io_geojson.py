@@ -81,7 +81,9 @@ def test_qupath_round_trip(tmp_path):
         assert props["objectType"] == "annotation" and props["isLocked"] is False
         cls = props["classification"]
         assert cls["name"] == props["region"] == props["name"]
-        assert cls["color"] == td.io._qupath.hex_to_rgb(hexes[cls["name"]])
+        rgb = [int(hexes[cls["name"]][k:k + 2], 16) for k in (1, 3, 5)]
+        assert cls["color"] == props["color"] == rgb and props["color_hex"] == hexes[cls["name"]]
+        assert cls["colorRGB"] == (0xFF << 24 | rgb[0] << 16 | rgb[1] << 8 | rgb[2]) - (1 << 32)
         assert all(isinstance(v, int) and 0 <= v <= 255 for v in cls["color"])
     back = td.io.read_geojson(p)
     assert list(back["region"]) == ["A", "B", "C"]
@@ -287,3 +289,18 @@ def test_cli_annotate_with_drawn_regions(tmp_path, capsys):
     assert main(["annotate", str(src), "--regions", str(bad), "--out", str(tmp_path / "o2.h5ad")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is not JSON" in err and len(err.splitlines()) == 1
+
+
+def test_write_geojson_from_a_geodataframe(tmp_path):
+    """What `topdown segment --out` writes: a GeoDataFrame, QuPath properties, provenance."""
+    import geopandas as gpd
+
+    gdf = gpd.GeoDataFrame({"region": ["A", "B"], "color": ["#ff0000", "#00ff00"]},
+                           geometry=[shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)])
+    p = tmp_path / "seg.geojson"
+    td.io.write_geojson(gdf, p, metadata={"classes": ["A", "B"]})
+    doc = json.loads(p.read_text())
+    assert doc["topdown"] == {"classes": ["A", "B"]}
+    assert [f["properties"]["color"] for f in doc["features"]] == [[255, 0, 0], [0, 255, 0]]
+    back = td.io.read_geojson(p)
+    assert list(back["region"]) == ["A", "B"] and list(back["color"]) == ["#ff0000", "#00ff00"]

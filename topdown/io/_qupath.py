@@ -53,16 +53,33 @@ def rgb_to_hex(rgb: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[:3]))
 
 
+def packed_argb(rgb: Sequence[int]) -> int:
+    """``[r, g, b]`` as QuPath < 0.4 packs a colour (``colorRGB``): opaque ARGB, signed 32-bit.
+
+    Examples
+    --------
+    >>> packed_argb([255, 0, 0])
+    -65536
+    """
+    v = (255 << 24) | (int(rgb[0]) << 16) | (int(rgb[1]) << 8) | int(rgb[2])
+    return v - (1 << 32)
+
+
 def qupath_properties(region: str, color: str) -> dict[str, Any]:
     """The feature properties QuPath reads: an annotation classified ``region`` in ``color``.
+
+    ``color`` (the object's colour) is ``[r, g, b]``: QuPath reads a ``color`` property as
+    a number or an RGB array and refuses the whole file on a hex string. The classification
+    holds ``color`` (QuPath >= 0.4) and the packed ``colorRGB`` (QuPath 0.2-0.3).
 
     Examples
     --------
     >>> qupath_properties("cortex", "#ff0000")["classification"]
-    {'name': 'cortex', 'color': [255, 0, 0]}
+    {'name': 'cortex', 'color': [255, 0, 0], 'colorRGB': -65536}
     """
-    return {"objectType": "annotation", "name": str(region), "isLocked": False,
-            "classification": {"name": str(region), "color": hex_to_rgb(color)}}
+    rgb = hex_to_rgb(color)
+    return {"objectType": "annotation", "name": str(region), "isLocked": False, "color": rgb,
+            "classification": {"name": str(region), "color": rgb, "colorRGB": packed_argb(rgb)}}
 
 
 def _color_of(props: dict, cls: Any, where: str) -> str | None:
