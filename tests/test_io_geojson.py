@@ -304,3 +304,19 @@ def test_write_geojson_from_a_geodataframe(tmp_path):
     assert [f["properties"]["color"] for f in doc["features"]] == [[255, 0, 0], [0, 255, 0]]
     back = td.io.read_geojson(p)
     assert list(back["region"]) == ["A", "B"] and list(back["color"]) == ["#ff0000", "#00ff00"]
+
+
+def test_odd_but_valid_features(tmp_path):
+    """Null properties with default_class, a self-intersecting hand-drawn bow tie, derived classes."""
+    bow = [[[0, 0], [10, 10], [10, 0], [0, 10], [0, 0]]]
+    doc = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": box(20, 20, 30, 30)},
+            "properties": None},
+           feature(bow),
+           {"type": "Feature", "geometry": {"type": "GeometryCollection", "geometries": [
+               {"type": "Polygon", "coordinates": box(40, 40, 50, 50)}]},
+            "properties": {"classification": "C"}}]
+    doc[1]["properties"]["classification"] = {"names": ["Tumor", "Positive"], "color": [1, 2, 3]}
+    gdf = td.io.read_geojson(write(tmp_path, doc), default_class="tissue")
+    assert list(gdf["region"]) == ["tissue", "Tumor: Positive", "C"]
+    assert gdf.geometry.iloc[1].is_valid and gdf.geometry.iloc[1].area == pytest.approx(50.0)
+    assert gdf.geometry.iloc[2].area == 100

@@ -131,8 +131,13 @@ def _load_features(path) -> tuple[list, str, str]:
     return doc, str(p), hashlib.sha256(raw).hexdigest()
 
 
+def _props(feat: dict) -> dict:
+    props = feat.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
 def _feature_name(i: int, feat: dict) -> str:
-    props = feat.get("properties") or {}
+    props = _props(feat)
     label = props.get("name") or feat.get("id") or props.get("region")
     return f"feature {i}" + (f" ('{label}')" if label else "")
 
@@ -238,7 +243,7 @@ def _read(path, object_types: Sequence[str] | None, default_class: str | None):
     for i, feat in enumerate(feats):
         if not isinstance(feat, dict):
             raise InputError(f"'{where_file}' feature {i} is a {type(feat).__name__}, not a Feature; {_FIX}.")
-        props = feat.get("properties") or {}
+        props = _props(feat)
         otype = str(props.get("objectType", props.get("object_type", "annotation"))).lower()
         if keep is not None and otype not in keep:
             continue
@@ -411,7 +416,10 @@ def read_geojson_regions(adata, source, library_id: str | None = None, key_added
 
     Returns
     -------
-    ``None`` (or the copy). Nothing is changed if an error is raised.
+    ``None`` (or the copy). Sets ``adata.uns[key_added]['libraries'][library_id]`` (replacing
+    a segmentation of that library there) with the polygons in full-res pixels, ``classes``
+    (in first-seen order), ``colors`` and ``provenance`` (file, SHA-256, overlap rule).
+    Nothing is changed if an error is raised.
 
     Raises
     ------
@@ -421,6 +429,8 @@ def read_geojson_regions(adata, source, library_id: str | None = None, key_added
 
     Examples
     --------
+    Annotations drawn in QuPath on the slide of a Visium section, then the spots labelled:
+
     >>> import topdown as td
     >>> adata = td.io.read_visium("outs")  # doctest: +SKIP
     >>> td.io.read_geojson_regions(adata, "drawn_in_qupath.geojson")  # doctest: +SKIP
