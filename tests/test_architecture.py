@@ -111,7 +111,7 @@ def test_no_function_is_longer_than_80_code_lines():
 
 
 #: what each package may import (besides the shared root modules: errors, _files, _progress,
-#: _version, _modalities); no arrow points back up: sim -> seg -> get -> tl, io -> pl -> _demo -> cli
+#: _version, _modalities, _limits, _image: the one image-to-uint8 rule io and seg share); no arrow points back up: sim -> seg -> get -> tl, io -> pl -> _demo -> cli
 MAY_IMPORT = {
     "sim": set(),
     "seg": {"sim"},

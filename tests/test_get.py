@@ -10,7 +10,7 @@ import shapely
 
 import topdown as td
 from topdown.errors import InputError
-from topdown.seg.regionmap import MapScale, RegionMap
+from topdown.seg.regionmap import FullresScale, ImageScale, MapScale, RegionMap
 
 
 def _adata(libraries=("L1",), scalef: float = 0.5, downsample: float = 2.0) -> ad.AnnData:
@@ -79,6 +79,54 @@ def test_map_scale_converts_between_coordinate_systems():
         MapScale(image=2.0).per_map("fullres")
     placed = MapScale(image=2.0, um=10.0).with_image_scalef(0.5)
     assert placed == MapScale(image=2.0, fullres=4.0, um=10.0)
+
+
+def test_pixel_scales_round_trip_and_compose():
+    """fullres -> image -> map -> fullres is the identity, and µm agree whichever way they go."""
+    fullres = FullresScale(image=0.1736, um=0.2737)  # a Visium hires image: tissue_hires_scalef, µm/px
+    img_um = fullres.size("um", of="image")
+    image = ImageScale(map=img_um / 16.0, um=img_um)  # inference with a 16 µm/px model
+    rmap = RegionMap(np.zeros((4, 4), np.uint8), ("a",), downsample=image.size("image", of="map"),
+                     pixel_size_um=16.0)
+    mapped = rmap.scale.on_fullres(fullres)
+    xy = np.array([[0.0, 0.0], [1234.5, 987.25], [31.0, 4096.0]])
+    on_image = fullres.convert(xy, "fullres", "image")
+    on_map = image.convert(on_image, "image", "map")
+    np.testing.assert_allclose(mapped.convert(on_map, "map", "fullres"), xy, rtol=1e-12)
+    np.testing.assert_allclose(mapped.convert(xy, "fullres", "map"), on_map, rtol=1e-12)
+    um = fullres.convert(xy, "fullres", "um")
+    for system, scale, at in (("image", image, on_image), ("map", mapped, on_map), ("fullres", mapped, xy)):
+        np.testing.assert_allclose(scale.convert(at, system, "um"), um, rtol=1e-12)
+    for scale in (fullres, image, mapped):  # every pair of known systems round-trips
+        known = [s for s in ("fullres", "image", "map", "um") if s == scale.OWN or getattr(scale, s, None)]
+        for a in known:
+            for b in known:
+                np.testing.assert_allclose(scale.convert(scale.convert(xy, a, b), b, a), xy, rtol=1e-12)
+                assert scale.size(a, of=b) * scale.size(b, of=a) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="'fullres' coordinates is unknown"):
+        image.convert(xy, "image", "fullres")
+    with pytest.raises(ValueError, match="unknown coordinate system"):
+        fullres.convert(xy, "fullres", "hires")
+
+
+def test_pixel_scales_keep_the_old_numbers_to_the_last_bit():
+    s, u, f, step = 0.1736, 0.2737, 0.91 / 16.0, 7
+    xy = np.array([[1234.5, 987.25], [0.1, 3.3]])
+    fullres, image = FullresScale(image=s, um=u), ImageScale(map=f, um=0.91)
+    assert np.array_equal(fullres.convert(xy, "fullres", "image"), xy * s)  # segment_regions' points * scalef
+    assert np.array_equal(fullres.convert(np.array([600.0, 576.0]), "image", "fullres"), np.array([600, 576]) / s)
+    assert fullres.size("um", of="image") == u / s  # µm per image pixel: full_um / scalef
+    assert image.size("image", of="map") == 1.0 / f  # RegionMap.downsample
+    assert image.convert(step, "image", "map") == step * f  # tissue_step
+    assert image.convert(step, "image", "um") == step * 0.91  # µm per thumbnail pixel
+    assert MapScale(image=1 / f).on_fullres(fullres) == MapScale(image=1 / f).with_image_scalef(s)
+    assert MapScale(image=1 / f).on_fullres(fullres).fullres == (1 / f) / s
+
+
+def test_spatial_layout_gives_the_fullres_scale():
+    layout = td.get.SpatialLayout(_adata(scalef=0.5))
+    assert layout.fullres_scale("L1") == FullresScale(image=0.5, um=55.0 / 2.0)
+    assert layout.fullres_scale("L1").size("um", of="image") == 55.0
 
 
 def test_regionmap_and_stored_regions_carry_the_scale():

@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
         lab = rmap.labels
         if args.labels_full:
-            H, W = rmap.image_shape
-            rows = np.minimum((np.arange(H) + 0.5) / rmap.downsample, lab.shape[0] - 1).astype(int)
-            cols = np.minimum((np.arange(W) + 0.5) / rmap.downsample, lab.shape[1] - 1).astype(int)
+            H, W = rmap.image_shape  # the map pixel under each image pixel's centre
+            rows = np.minimum(rmap.scale.to_map(np.arange(H) + 0.5, "image"), lab.shape[0] - 1).astype(int)
+            cols = np.minimum(rmap.scale.to_map(np.arange(W) + 0.5, "image"), lab.shape[1] - 1).astype(int)
             lab = lab[rows][:, cols]
         with atomic_path(labels_path) as tmp:
             Image.fromarray(lab.astype(np.uint8 if lab.max() < 256 else np.uint16)).save(tmp, format="PNG")

@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import InputError
+from ..seg.regionmap import FullresScale
 
 #: diameter of a Visium (v1/v2) capture spot in micrometres
 VISIUM_SPOT_UM = 55.0
@@ -88,7 +89,8 @@ class SpatialLayout:
         return dict(self._scalefactors[library_id])
 
     def image(self, library_id: str, image_key: str | None = None) -> tuple[str, np.ndarray, float]:
-        """``(key, image, scalef)`` with scalef = image pixels per full-res pixel (hires > lowres)."""
+        """``(key, image, scalef)``: the image (hires > lowres) and ``tissue_<key>_scalef``, image
+        pixels per full-res pixel (full-res -> image: multiply; :meth:`fullres_scale` carries it)."""
         lib = self.require()[library_id]
         images = lib.get("images") or {}
         keys = [image_key] if image_key else [k for k in IMAGE_PREFERENCE if k in images] + \
@@ -104,6 +106,12 @@ class SpatialLayout:
             raise InputError(f"scalefactors of library '{library_id}' lack 'tissue_{key}_scalef', so the "
                              f"'{key}' image cannot be placed on the spot coordinates; add it.")
         return key, np.asarray(images[key]), float(scalef)
+
+    def fullres_scale(self, library_id: str, image_key: str | None = None) -> FullresScale:
+        """One full-res pixel in pixels of the image :meth:`image` picks (``tissue_<key>_scalef``)
+        and in µm (:meth:`fullres_um_per_px`, ``None`` when unknown)."""
+        _, _, scalef = self.image(library_id, image_key)
+        return FullresScale(image=scalef, um=self.fullres_um_per_px(library_id))
 
     def fullres_um_per_px(self, library_id: str) -> float | None:
         """Micrometres per full-resolution pixel (``microns_per_pixel`` or the 55 µm Visium spot)."""
@@ -151,7 +159,8 @@ def scalefactors(adata, library_id: str) -> dict:
 
 
 def pick_image(adata, library_id: str, image_key: str | None = None) -> tuple[str, np.ndarray, float]:
-    """``(key, image, scalef)`` with scalef = image pixels per full-res pixel (hires > lowres)."""
+    """``(key, image, scalef)``: the image (hires > lowres) and ``tissue_<key>_scalef``, image pixels
+    per full-res pixel (full-res -> image: multiply; ``SpatialLayout.fullres_scale`` carries it)."""
     return SpatialLayout(adata).image(library_id, image_key)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..seg.regionmap import OUTSIDE, MapScale, RegionMap
+from ..seg.regionmap import OUTSIDE, FullresScale, MapScale, RegionMap
 
 
 @dataclass
@@ -50,16 +50,22 @@ class StoredRegions:
 
     # -- construction ---------------------------------------------------------------
     @classmethod
-    def from_regionmap(cls, rmap: RegionMap, scalef: float, image_key: str = "",
+    def from_regionmap(cls, rmap: RegionMap, scalef: float | FullresScale, image_key: str = "",
                        provenance: dict | None = None) -> StoredRegions:
-        """``scalef``: image pixels per full-res pixel (Visium ``tissue_*_scalef``)."""
+        """The regions of ``rmap`` placed on full-res pixels.
+
+        ``scalef``: the size of one full-res pixel in the segmented image's pixels, a
+        :class:`~topdown.seg.regionmap.FullresScale` or its ``image`` number (Visium
+        ``tissue_*_scalef``); ``scale.fullres`` = ``rmap.downsample / scalef``.
+        """
+        fullres = scalef if isinstance(scalef, FullresScale) else FullresScale(image=float(scalef))
         maxp = None
         if rmap.probabilities is not None:
             maxp = np.asarray(rmap.probabilities).max(axis=0).astype(np.float16)
         nmax = len(rmap.classes)
         labels = np.asarray(rmap.labels).astype(np.uint8 if nmax < 256 else np.uint16)
         out = cls(classes=tuple(rmap.classes), colors=dict(rmap.colors), labels=labels,
-                  max_probability=maxp, scale=rmap.scale.with_image_scalef(scalef), image_key=image_key,
+                  max_probability=maxp, scale=rmap.scale.on_fullres(fullres), image_key=image_key,
                   image_shape=tuple(int(v) for v in rmap.image_shape) if rmap.image_shape else None,
                   provenance=dict(provenance or {}))
         out.geojson = out.to_geodataframe().to_json(drop_id=True)

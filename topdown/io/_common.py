@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._image import pil_array, to_uint8
 from .._limits import check_image_pixels, open_pillow, tiff_shape
 from ..errors import DataFileError, InputError
 
@@ -28,6 +29,11 @@ def check_matrix(adata, source: str) -> None:
 def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """An image as uint8 (H, W) or (H, W, 3); TIFF via tifffile, others via Pillow.
 
+    Other dtypes, value ranges and alpha are converted by the package's one rule,
+    :func:`topdown._image.to_uint8` (uint8 unchanged; floats in [0, 1] times 255; others
+    stretched between the 0.5th and 99.5th percentile; transparent pixels composited onto
+    white, alpha dropped).
+
     The image is decoded whole, so its size is checked from the header first (see
     :func:`topdown._limits.check_image_pixels`: ``max_pixels`` or ``$TOPDOWN_MAX_IMAGE_PIXELS``).
     """
@@ -40,20 +46,13 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
             img = tifffile.imread(p)
         else:
             with open_pillow(p, max_pixels, tiled_reader=False) as im:
-                img = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+                img = pil_array(im)
     except (InputError, DataFileError):  # the size limit, a broken TIFF header: already one clear line
         raise
     except Exception as exc:
         raise DataFileError(f"cannot read the image '{p}' ({type(exc).__name__}: {exc}); "
                             "it is corrupt or not an image.") from exc
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        f = img.astype(np.float64)
-        hi = np.percentile(f, 99.9) if f.size else 1.0
-        img = np.clip(f / (hi if hi > 0 else 1.0) * 255.0, 0, 255).astype(np.uint8)
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
-    return img
+    return to_uint8(img, name=f"the image '{p}'")
 
 
 def downsample_image(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -75,9 +75,9 @@ def regions(adata, *, key: str = "regions", region_key: str = "region", library_
     if own_ax:
         _, ax = plt.subplots(figsize=(7, 7))
     if library_id in sp and sp[library_id].get("images"):
-        k, img, scalef = layout.image(library_id, image_key)
-        h, w = img.shape[:2]
-        ax.imshow(img, extent=(0, w / scalef, h / scalef, 0), cmap="gray" if img.ndim == 2 else None)
+        k, img, _ = layout.image(library_id, image_key)
+        h, w = (float(v) for v in layout.fullres_scale(library_id, k).convert(np.array(img.shape[:2]), "image", "fullres"))
+        ax.imshow(img, extent=(0, w, h, 0), cmap="gray" if img.ndim == 2 else None)  # image pixels on full-res
     colors: dict[str, str] = {}
     if gdf is not None and len(gdf):
         colors.update(_draw_polygons(ax, gdf, alpha_regions, outline))

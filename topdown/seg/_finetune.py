@@ -20,7 +20,7 @@ from .adapt import adapt_batchnorm
 from .augment import AugmentConfig, augment
 from .checkpoint import load
 from .image import open_image
-from .infer import _resolve_factor
+from .infer import _image_scale
 from .loop import IGNORE, lr_at, optimiser_step, pick_device
 from .resample import map_shape, resample_array, resample_tile
 
@@ -138,9 +138,10 @@ def finetune(model, images, labels, *, pixel_size_um=None, steps: int = 100, lr:
     data = []
     for img, lab, px in zip(images, labels, pxs, strict=True):
         src = open_image(img, background=tuned.background_value)
-        factor, img_px = _resolve_factor(img, src, tuned, px, None, None)
-        radius = spot_radius_px if spot_radius_px is not None else (
-            spot_diameter_um / 2 / img_px if img_px else 3.0)
+        scale = _image_scale(img, src, tuned, px, None, None)
+        factor = scale.per_pixel("map")  # map pixels per image pixel
+        radius = spot_radius_px if spot_radius_px is not None else (  # in image pixels
+            scale.convert(spot_diameter_um / 2, "um", "image") if scale.um else 3.0)
         raster = _label_raster(lab, tuned, src.shape, factor, radius)
         if not (raster != IGNORE).any():
             raise InputError("a label set marks no pixel; give at least one labelled pixel or point per image.")

@@ -1,9 +1,11 @@
 """Image sources for segmentation: arrays, PIL images and files, read tile by tile.
 
-Every source exposes ``shape`` (H, W) and ``read(r0, r1, c0, c1) -> uint8 (h, w, 3)`` RGB.
-Conversions: greyscale -> replicated to 3 channels; RGBA / LA -> composited on white
-(H&E) or black (DAPI); uint16 / float -> rescaled by robust percentiles (0.5 %, 99.5 %)
-computed once on a strided thumbnail, so every tile uses the same mapping.
+Every source exposes ``shape`` (H, W) and ``read(r0, r1, c0, c1) -> uint8 (h, w, 3)`` RGB,
+converted by the package's one rule, :func:`topdown._image.to_uint8`: greyscale replicated
+to 3 channels; RGBA / LA composited onto the source's ``background`` (the model's glass:
+white for H&E, black for DAPI); floats in [0, 1] times 255; other non-uint8 images
+stretched between robust percentiles (0.5 %, 99.5 %). The range is computed once on a
+strided thumbnail, so every tile uses the same mapping.
 Tiled or striped TIFFs are read lazily (only the tiles a read touches are decoded), so a
 whole-slide TIFF is never decoded at once; PNG/JPEG are decoded whole (their formats do not allow tiled reads).
 """
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._image import SAMPLE_SIDE, needs_range, pil_array, sample_step, to_uint8, value_range
 from .._limits import check_image_pixels, open_pillow, plane_shape
 from ..errors import DataFileError, InputError
 
-_THUMB = 1024
+_THUMB = SAMPLE_SIDE
 
 
 class ImageSource:
@@ -38,32 +41,18 @@ class ImageSource:
             raise InputError(f"{name}: the image is empty (shape {shape}); give a non-empty image.")
         self.shape = (int(shape[0]), int(shape[1]))
         self.channels = 1 if len(shape) == 2 else int(shape[2])
-        dtype = np.dtype(array.dtype)
-        if dtype.kind == "b":
-            dtype = np.dtype(np.uint8)
-        self.dtype = dtype
+        self.dtype = np.dtype(array.dtype)
         self._range: tuple[float, float] | None = None
-        if dtype != np.uint8:
+        if needs_range(self.dtype):
             self._range = self._robust_range()
 
     def _raw(self, r0: int, r1: int, c0: int, c1: int, step: int = 1) -> np.ndarray:
-        a = np.asarray(self.array[r0:r1:step, c0:c1:step])
-        if a.dtype == bool:
-            a = a.astype(np.uint8) * 255
-        return a
+        return np.asarray(self.array[r0:r1:step, c0:c1:step])
 
-    def _robust_range(self) -> tuple[float, float]:
-        step = max(1, int(np.ceil(max(self.shape) / _THUMB)))
-        thumb = self._raw(0, self.shape[0], 0, self.shape[1], step).astype(np.float64)
-        if thumb.ndim == 3 and thumb.shape[2] in (2, 4):
-            thumb = thumb[..., :-1]
-        finite = thumb[np.isfinite(thumb)]
-        if finite.size == 0:
-            raise InputError(f"{self.name}: the image has no finite values.")
-        lo, hi = np.percentile(finite, [0.5, 99.5])
-        if hi <= lo:
-            hi = lo + 1.0
-        return float(lo), float(hi)
+    def _robust_range(self) -> tuple[float, float] | None:
+        """The value range of the whole image (:func:`topdown._image.value_range` of its thumbnail)."""
+        step = sample_step(self.shape, _THUMB)
+        return value_range(self._raw(0, self.shape[0], 0, self.shape[1], step), self.name)
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """uint8 RGB pixels ``[r0:r1, c0:c1]`` (clipped to the image; no padding)."""
@@ -72,27 +61,11 @@ class ImageSource:
 
     def thumbnail(self, max_side: int = _THUMB) -> tuple[np.ndarray, int]:
         """Strided uint8 RGB thumbnail and its stride."""
-        step = max(1, int(np.ceil(max(self.shape) / max_side)))
+        step = sample_step(self.shape, max_side)
         return self._to_rgb8(self._raw(0, self.shape[0], 0, self.shape[1], step)), step
 
     def _to_rgb8(self, a: np.ndarray) -> np.ndarray:
-        alpha = None
-        if a.ndim == 3 and a.shape[2] in (2, 4):
-            alpha, a = a[..., -1], a[..., :-1]
-        if self._range is not None:
-            lo, hi = self._range
-            a = np.nan_to_num(a.astype(np.float32), nan=lo)
-            a = np.clip((a - lo) * (255.0 / (hi - lo)), 0, 255).round().astype(np.uint8)
-        if a.ndim == 2:
-            a = a[..., None]
-        if a.shape[2] == 1:
-            a = np.repeat(a, 3, axis=2)
-        if alpha is not None:
-            amax = 255.0 if self.dtype == np.uint8 else float(np.iinfo(self.dtype).max
-                                                              if self.dtype.kind in "ui" else 1.0)
-            w = np.clip(alpha.astype(np.float32) / amax, 0, 1)[..., None]
-            a = (a * w + self.background * (1 - w)).round().astype(np.uint8)
-        return np.ascontiguousarray(a, dtype=np.uint8)
+        return to_uint8(a, limits=self._range, background=self.background, rgb=True, name=self.name)
 
 
 class _TiffSegments:
@@ -189,7 +162,7 @@ def open_image(image, *, background: int = 255, max_pixels: int | None = None) -
             return ImageSource(_open_tiff(path, max_pixels), background=background, name=str(path))
         try:
             with open_pillow(path, max_pixels) as im:
-                arr = _pil_array(im)
+                arr = pil_array(im)
         except InputError:
             raise
         except Exception as exc:
@@ -199,7 +172,7 @@ def open_image(image, *, background: int = 255, max_pixels: int | None = None) -
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            return ImageSource(_pil_array(image), background=background, name="PIL image")
+            return ImageSource(pil_array(image), background=background, name="PIL image")
     except ImportError:  # pragma: no cover
         pass
     if hasattr(image, "shape") and hasattr(image, "__getitem__") and not isinstance(image, np.ndarray):
@@ -209,14 +182,3 @@ def open_image(image, *, background: int = 255, max_pixels: int | None = None) -
         raise InputError(f"cannot use an object of type {type(image).__name__} as an image; "
                          "give an array, a PIL image or a file path.")
     return ImageSource(arr, background=background, name="array")
-
-
-def _pil_array(im) -> np.ndarray:
-    mode = im.mode
-    if mode in ("P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode.startswith("I;16"):
-        return np.asarray(im).astype(np.uint16)
-    elif mode == "I":
-        return np.asarray(im, dtype=np.int32)
-    return np.asarray(im)

@@ -30,7 +30,7 @@ import torch
 
 from ..errors import InputError
 from .image import ImageSource, open_image
-from .regionmap import RegionMap
+from .regionmap import ImageScale, RegionMap
 from .resample import map_shape, pixel_size_from_scalefactors, resample_tile, visium_pixel_size_for
 from .tissue import tissue_mask
 
@@ -128,17 +128,19 @@ def _starts(n: int, tile: int, step: int) -> list[int]:
     return [*s, n - tile]
 
 
-def _resolve_factor(image, src: ImageSource, model, pixel_size_um, scalefactors, image_kind) -> tuple[float, float | None]:
+def _image_scale(image, src: ImageSource, model, pixel_size_um, scalefactors, image_kind) -> ImageScale:
+    """One image pixel in map pixels (µm per image pixel over the model's µm per map pixel;
+    1 when either is unknown or ``"model"``) and in µm (``None`` when unknown)."""
     if isinstance(pixel_size_um, str):
         if pixel_size_um != "model":
             raise InputError(f"pixel_size_um must be a number or 'model', got {pixel_size_um!r}")
-        return 1.0, model.pixel_size_um
+        return ImageScale(map=1.0, um=model.pixel_size_um)
     if pixel_size_um is None and scalefactors is not None:
         pixel_size_um = pixel_size_from_scalefactors(scalefactors, image_kind or "lowres")
     if pixel_size_um is None and isinstance(image, (str, os.PathLike)):
         pixel_size_um = visium_pixel_size_for(image)
     if model.pixel_size_um is None:
-        return 1.0, pixel_size_um
+        return ImageScale(map=1.0, um=pixel_size_um)
     if pixel_size_um is None:
         raise InputError(
             f"the pixel size of {src.name} is unknown and the model works at {model.pixel_size_um:g} µm/px: "
@@ -152,7 +154,7 @@ def _resolve_factor(image, src: ImageSource, model, pixel_size_um, scalefactors,
     if not 1e-3 <= pixel_size_um <= 1e4:  # beyond any microscope or array; tiny values overflow the maps
         raise InputError(f"pixel_size_um={pixel_size_um:g} is not a plausible pixel size; give micrometres per "
                          "pixel between 0.001 and 10000 (e.g. 0.5 for a 20x slide, 17 for a Visium lowres image).")
-    return pixel_size_um / model.pixel_size_um, pixel_size_um
+    return ImageScale(map=pixel_size_um / model.pixel_size_um, um=pixel_size_um)
 
 
 def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap: int = 64,
@@ -162,9 +164,11 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
             progress_desc: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Blended tiled prediction at the model's resolution.
 
-    Returns ``labels`` (uint8/uint16, map shape) and ``probabilities`` (float16,
+    ``factor`` is map pixels per image pixel (:class:`~topdown.seg.regionmap.ImageScale`
+    ``.map``). Returns ``labels`` (uint8/uint16, map shape) and ``probabilities`` (float16,
     ``(n_labels, h, w)``) or ``None``. ``tissue`` is an optional boolean thumbnail with
-    ``tissue_step`` map pixels per thumbnail pixel; map pixels it marks as glass get label 0,
+    ``tissue_step`` map pixels per thumbnail pixel (a thumbnail pixel is its stride in image
+    pixels: ``ImageScale.convert(stride, "image", "map")``); map pixels it marks as glass get label 0,
     those it marks as tissue label 0 only with ``outside`` probability >= ``outside_min``.
     ``tta`` averages each tile with its mirror image (:func:`class_probabilities`).
     """
@@ -287,16 +291,17 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     require_flag("tta", tta)
     model = load(model, device=device)
     src = open_image(image, background=model.background_value)
-    factor, img_px = _resolve_factor(image, src, model, pixel_size_um, scalefactors, image_kind)
+    scale = _image_scale(image, src, model, pixel_size_um, scalefactors, image_kind)
+    factor, img_px = scale.per_pixel("map"), scale.um  # map pixels and µm per image pixel
     H, W = map_shape(src.shape, factor)
     if max(H, W) > 200_000 or H * W > 2_000_000_000:
         raise InputError(f"the map would be {H} x {W} pixels; check pixel_size_um={img_px} "
                          f"(image {src.shape[1]} x {src.shape[0]} px, model {model.pixel_size_um} µm/px).")
     tmask, tstep, all_tissue = None, 1.0, False
     if tissue:
-        thumb, step = src.thumbnail()
-        tmask = tissue_mask(thumb, model.modality, pixel_size_um=step * img_px if img_px else None)
-        tstep = step * factor
+        thumb, step = src.thumbnail()  # one thumbnail pixel = ``step`` image pixels
+        tmask = tissue_mask(thumb, model.modality, pixel_size_um=scale.convert(step, "image", "um") if img_px else None)
+        tstep = scale.convert(step, "image", "map")  # map pixels per thumbnail pixel
         all_tissue = tmask is not None and bool(tmask.all())
     if adapt_norm and min(H, W) < ADAPT_MIN_PX:
         warnings.warn(f"adapt_norm skipped: the image is only {H} x {W} px at the model's "
@@ -319,5 +324,5 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
                        "factor": factor, "tta": bool(tta), "adapt_norm": bool(adapt_norm)},
             "image": str(image) if isinstance(image, (str, os.PathLike)) else None}
     return RegionMap(labels=labels, classes=model.classes, pixel_size_um=model.pixel_size_um if
-                     model.pixel_size_um is not None else img_px, downsample=1.0 / factor,
+                     model.pixel_size_um is not None else img_px, downsample=scale.size("image", of="map"),
                      probabilities=probs, image_shape=src.shape, colors=dict(model.colors), meta=meta)

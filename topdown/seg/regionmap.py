@@ -14,14 +14,26 @@ origin at the top-left corner of the first pixel:
 - ``"map"``: pixels of the region raster (``RegionMap.labels``);
 - ``"um"``: micrometres.
 
-They differ by one scale each, carried by :class:`MapScale` (``RegionMap.scale`` and the
-stored regions' ``scale``): the size of one map pixel in each of the other systems.
+They differ by one scale each. Three small values carry them, each the size of one pixel
+of its own system in the others, stored the way round the numbers come (so that every
+conversion is the one multiplication or division the code always did, to the last bit):
+
+- :class:`FullresScale`, one full-res pixel: image pixels (Visium ``tissue_<key>_scalef``)
+  and µm (``microns_per_pixel``, or 55 µm over ``spot_diameter_fullres``); what a library's
+  scalefactors say (``td.get.SpatialLayout.fullres_scale``);
+- :class:`ImageScale`, one image pixel: map pixels (the model's resampling factor) and µm;
+  what inference works with (``td.seg.segment``);
+- :class:`MapScale`, one map pixel: image pixels (``RegionMap.downsample``), full-res pixels
+  and µm (``RegionMap.scale`` and the stored regions' ``scale``).
+
+Each converts with ``convert(xy, from_system, to_system)`` and tells sizes with
+``size(system, of)`` (units of ``system`` per unit of ``of``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,8 +42,90 @@ OUTSIDE = "outside"
 COORDINATE_SYSTEMS = ("fullres", "image", "map", "um")
 
 
+class _PixelScale:
+    """The size of one pixel of the system :attr:`OWN` in the other coordinate systems."""
+
+    OWN: ClassVar[str]
+
+    def per_pixel(self, system: str) -> float:
+        """Units of ``system`` per pixel of :attr:`OWN` (1.0 for :attr:`OWN` itself)."""
+        if system not in COORDINATE_SYSTEMS:
+            raise ValueError(f"unknown coordinate system {system!r}; use one of {COORDINATE_SYSTEMS}")
+        value = 1.0 if system == self.OWN else getattr(self, system, None)
+        if value is None:
+            raise ValueError(f"the scale of {self.OWN} pixels in {system!r} coordinates is unknown")
+        return float(value)
+
+    def convert(self, xy, from_system: str, to_system: str):
+        """``xy`` (array or length) in ``from_system`` units, in ``to_system`` units.
+
+        Through :attr:`OWN` pixels: a division by ``per_pixel(from_system)``, then a
+        multiplication by ``per_pixel(to_system)`` (either skipped for :attr:`OWN`).
+        """
+        own = xy if from_system == self.OWN else xy / self.per_pixel(from_system)
+        return own if to_system == self.OWN else own * self.per_pixel(to_system)
+
+    def size(self, system: str, of: str) -> float:
+        """Units of ``system`` per unit of ``of`` (``size("um", of="image")``: µm per image pixel)."""
+        return self.per_pixel(system) / self.per_pixel(of)
+
+
 @dataclass(frozen=True)
-class MapScale:
+class FullresScale(_PixelScale):
+    """The size of one full-resolution pixel in image pixels and micrometres.
+
+    Attributes
+    ----------
+    image
+        Image pixels per full-res pixel (Visium ``tissue_<key>_scalef``); ``None`` when unknown.
+    um
+        Micrometres per full-res pixel; ``None`` when unknown.
+
+    Examples
+    --------
+    >>> s = FullresScale(image=0.5, um=2.0)
+    >>> s.convert(np.array([[10.0, 4.0]]), "fullres", "image")
+    array([[5., 2.]])
+    >>> s.size("um", of="image")
+    4.0
+    """
+
+    OWN: ClassVar[str] = "fullres"
+    image: float | None = None
+    um: float | None = None
+
+
+@dataclass(frozen=True)
+class ImageScale(_PixelScale):
+    """The size of one image pixel in region-map pixels and micrometres.
+
+    Inference's view: the image is resampled by ``map`` to the model's pixel size, and its
+    thumbnail (a stride of the image) is placed on the map by ``convert(stride, "image", "map")``.
+
+    Attributes
+    ----------
+    map
+        Map pixels per image pixel: the factor the image is resampled by to the model's
+        pixel size (µm per image pixel over the model's µm per map pixel).
+    um
+        Micrometres per image pixel; ``None`` when unknown.
+
+    Examples
+    --------
+    >>> s = ImageScale(map=0.25, um=4.0)
+    >>> s.size("image", of="map")  # RegionMap.downsample
+    4.0
+    >>> s.convert(8, "image", "map")
+    2.0
+    """
+
+    OWN: ClassVar[str] = "image"
+    map: float = 1.0
+    um: float | None = None
+
+
+@dataclass(frozen=True)
+class MapScale(_PixelScale):
     """The size of one region-map pixel in the other coordinate systems (x and y alike).
 
     Attributes
@@ -52,31 +146,31 @@ class MapScale:
     array([[8., 4.]])
     """
 
+    OWN: ClassVar[str] = "map"
     image: float | None = 1.0
     fullres: float | None = None
     um: float | None = None
 
     def per_map(self, system: str) -> float:
         """Units of ``system`` per map pixel (1.0 for ``"map"``)."""
-        if system not in COORDINATE_SYSTEMS:
-            raise ValueError(f"unknown coordinate system {system!r}; use one of {COORDINATE_SYSTEMS}")
-        value = 1.0 if system == "map" else getattr(self, system)
-        if value is None:
-            raise ValueError(f"the scale of map pixels in {system!r} coordinates is unknown")
-        return float(value)
+        return self.per_pixel(system)
 
     def to_map(self, xy, system: str = "fullres"):
         """``xy`` (array or length) in ``system`` units, as map pixels."""
-        return xy / self.per_map(system)
+        return self.convert(xy, system, "map")
 
     def from_map(self, xy, system: str = "fullres"):
         """``xy`` (array or length) in map pixels, in ``system`` units."""
-        return xy * self.per_map(system)
+        return self.convert(xy, "map", system)
+
+    def on_fullres(self, fullres: FullresScale) -> MapScale:
+        """The same map placed on full-res pixels, whose size in image pixels ``fullres`` gives."""
+        return MapScale(image=self.image, fullres=self.per_map("image") / fullres.per_pixel("image"), um=self.um)
 
     def with_image_scalef(self, scalef: float) -> MapScale:
         """The same map placed on full-res pixels, its image having ``scalef`` image pixels per
         full-res pixel (Visium ``tissue_*_scalef``)."""
-        return MapScale(image=self.image, fullres=self.per_map("image") / float(scalef), um=self.um)
+        return self.on_fullres(FullresScale(image=float(scalef)))
 
 
 def default_colors(classes: list[str] | tuple[str, ...]) -> dict[str, str]:

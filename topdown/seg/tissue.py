@@ -35,7 +35,8 @@ def tissue_mask(rgb: np.ndarray, modality: str = "he", pixel_size_um: float | No
     modality
         ``"he"`` or ``"dapi"``.
     pixel_size_um
-        µm per thumbnail pixel, if known (used for DAPI).
+        µm per thumbnail pixel, if known (used for DAPI): the image's µm per pixel times the
+        thumbnail's stride (``ImageScale.convert(stride, "image", "um")``).
 
     Returns
     -------

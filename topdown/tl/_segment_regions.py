@@ -20,24 +20,6 @@ def _segment_fn():
     return segment
 
 
-def _as_uint8_rgb(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        f = img.astype(np.float32)
-        if f.size and np.nanmax(f) <= 1.0 + 1e-6:
-            f = f * 255.0
-        img = np.clip(np.rint(f), 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise InputError(f"the tissue image must be H x W (grey) or H x W x 3/4, got shape {img.shape}.")
-    return img
-
-
 def _model_provenance(model, rmap: RegionMap) -> dict[str, Any]:
     prov: dict[str, Any] = {}
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
@@ -87,7 +69,10 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
     The image in ``adata.uns['spatial'][library_id]['images']`` (``hires`` preferred over
     ``lowres``) is segmented at its real pixel size: µm per full-res pixel comes from
     ``scalefactors['microns_per_pixel']`` (MERSCOPE / generic readers) or from the 55 µm
-    Visium spot (``spot_diameter_fullres``), divided by ``tissue_<key>_scalef``.
+    Visium spot (``spot_diameter_fullres``), divided by ``tissue_<key>_scalef``. The image is
+    handed to :func:`topdown.seg.segment` as stored, which turns it into uint8 RGB by the
+    package's one rule (:func:`topdown._image.to_uint8`; transparent pixels onto the model's
+    glass colour).
 
     Parameters
     ----------
@@ -144,20 +129,20 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
     obs_libraries = library_column(adata, library_key) if drop_empty_tissue and library_key is not None else None
     new_store = adata.uns.get(key_added)
     for lib in libs:
-        key, image, scalef = layout.image(lib, image_key)
+        key, image, _ = layout.image(lib, image_key)
+        fullres = layout.fullres_scale(lib, key)  # one full-res pixel in image pixels and µm
         if pixel_size_um is not None:
             img_um = float(pixel_size_um)
         else:
-            full_um = layout.fullres_um_per_px(lib)
-            if full_um is None:
+            if fullres.um is None:
                 raise InputError(f"cannot tell the pixel size of library '{lib}': its scalefactors have "
                                  "neither 'microns_per_pixel' nor 'spot_diameter_fullres'; pass "
                                  "pixel_size_um= (µm per image pixel).")
-            img_um = full_um / scalef
+            img_um = fullres.size("um", of="image")
         if isinstance(model, RegionMap):
             rmap = model
         else:
-            rmap = _segment_fn()(_as_uint8_rgb(image), model, pixel_size_um=img_um, adapt_norm=adapt_norm,
+            rmap = _segment_fn()(image, model, pixel_size_um=img_um, adapt_norm=adapt_norm,
                                  **segment_kwargs)
         if tuple(rmap.image_shape or ()) and tuple(rmap.image_shape) != tuple(image.shape[:2]):
             raise InputError(f"the region map covers an image of shape {tuple(rmap.image_shape)} but the "
@@ -165,13 +150,13 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         if drop_empty_tissue:
             points = _library_points(layout, lib, obs_libraries)
             if points is not None:
-                rmap = rmap.keep_tissue_at(points * scalef)
+                rmap = rmap.keep_tissue_at(fullres.convert(points, "fullres", "image"))
         prov = _model_provenance(model, rmap)
         prov["parameters"] = {"library_id": lib, "image_key": key, "image_pixel_size_um": img_um,
-                              "scalef": scalef, "adapt_norm": bool(adapt_norm),
+                              "scalef": fullres.image, "adapt_norm": bool(adapt_norm),
                               "drop_empty_tissue": bool(drop_empty_tissue), **{k: v for k, v in segment_kwargs.items()
                                                    if isinstance(v, (int, float, str, bool))}}
-        stored = StoredRegions.from_regionmap(rmap, scalef, image_key=key, provenance=prov)
+        stored = StoredRegions.from_regionmap(rmap, fullres, image_key=key, provenance=prov)
         new_store = store_entry(new_store, lib, stored)
     out = adata.copy() if copy else adata
     out.uns[key_added] = new_store
