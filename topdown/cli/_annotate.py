@@ -15,6 +15,7 @@ EXAMPLE = """\
 Example:
   topdown annotate visium_mouse_brain_v1/outs --model mouse_brain_coronal --out annotated.h5ad \\
       --overlay overlay.png
+  topdown annotate visium_mouse_brain_v1/outs --regions drawn_in_qupath.geojson --out annotated.h5ad
 
 INPUT may be a Space Ranger outs folder (Visium), a MERSCOPE output folder
 (cell_by_gene.csv + cell_metadata.csv + images/) or an .h5ad with obsm['spatial'] and
@@ -30,7 +31,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "model, assign each spot or cell to a region and write an annotated h5ad.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="VISIUM_OUTS|MERSCOPE_DIR|H5AD")
-    p.add_argument("--model", required=True, help="shipped model name or checkpoint path")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="shipped model name or checkpoint path")
+    source.add_argument("--regions", default=None, metavar="GEOJSON",
+                        help="regions drawn by hand (QuPath: File > Export objects as GeoJSON, full-res "
+                             "pixels) instead of a model: annotations classified by region")
+    p.add_argument("--regions-pixels", choices=("fullres", "hires", "lowres"), default="fullres",
+                   help="image the --regions were drawn on (default: fullres; hires/lowres: Space "
+                        "Ranger's stored image was open in QuPath)")
     p.add_argument("--out", required=True, help="output .h5ad")
     p.add_argument("--library-id", default=None, help="library to annotate (default: all)")
     p.add_argument("--overlay", default=None, help="also save an overlay PNG (image + regions + spots)")
@@ -80,14 +88,18 @@ def run(args: argparse.Namespace) -> int:
     # before any work: no output may be the input, lie inside it (a whole outs folder) or be
     # a file of the model; the two outputs must differ, and each name must fit what it receives
     paths = output_files({"--out": (args.out, "h5ad"), "--overlay": (args.overlay, "figure")},
-                         inputs=(args.input, *files_of(args.model)))
+                         inputs=(args.input, *files_of(args.model), *([args.regions] if args.regions else [])))
     out, overlay = paths["--out"], paths["--overlay"]
     adata = read_any(args.input, all_spots=args.all_spots)
     log.info("read %d observations x %d genes from %s", adata.n_obs, adata.n_vars, args.input)
-    tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
-                       adapt_norm=args.adapt_norm, tta=args.tta, drop_empty_tissue=args.drop_empty_tissue,
-                       library_key="library_id" if "library_id" in adata.obs else None,
-                       device=pick_device(args.device), progress=True)
+    if args.regions is not None:  # hand-drawn regions take the place of the model's
+        io.read_geojson_regions(adata, args.regions, library_id=args.library_id, image_key=args.image_key,
+                                coordinates=args.regions_pixels)
+    else:
+        tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
+                           adapt_norm=args.adapt_norm, tta=args.tta, drop_empty_tissue=args.drop_empty_tissue,
+                           library_key="library_id" if "library_id" in adata.obs else None,
+                           device=pick_device(args.device), progress=True)
     library_key = "library_id" if "library_id" in adata.obs and args.library_id is None else None
     if args.library_id is not None and "library_id" in adata.obs:
         adata = adata[adata.obs["library_id"].astype(str) == str(args.library_id)].copy()

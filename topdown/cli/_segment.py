@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .._files import atomic_path, existing_path, output_files
+    from ..io import write_geojson
     from ..seg import segment
     from ..seg.checkpoint import files_of
     from ..seg.loop import pick_device
@@ -70,10 +71,7 @@ def run(args: argparse.Namespace) -> int:
     props = {"classes": list(rmap.classes), "downsample": rmap.downsample,
              "map_pixel_size_um": rmap.pixel_size_um, "image_shape": list(rmap.image_shape),
              **rmap.meta}  # model, weights hash, pixel sizes and the parameters (tile, tta, adapt_norm...)
-    fc = json.loads(gdf.to_json(drop_id=True))
-    fc["topdown"] = props
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(fc))
+    write_geojson(gdf, out, metadata=props)  # with the properties QuPath reads (classification, colour)
     if labels_path is not None:
         from PIL import Image
 
