@@ -53,3 +53,18 @@ def one_torch_thread():
 def real_dev() -> Path:
     """Real sections with expert region labels (for scoring only; see its README)."""
     return _shared("real_dev")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small, untrained but complete SegModel checkpoint (exercises the real inference path)."""
+    import torch
+
+    import topdown as td
+
+    torch.manual_seed(0)
+    model = td.seg.SegModel(["cortex", "hippocampus", "thalamus"], pixel_size_um=20.0,
+                            name="tiny_untrained", widths=(8, 16))
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    td.seg.save(model, path)
+    return path

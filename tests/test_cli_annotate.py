@@ -11,19 +11,6 @@ import topdown as td
 from topdown.cli import main
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A small, untrained but complete SegModel checkpoint (exercises the real inference path)."""
-    import torch
-
-    torch.manual_seed(0)
-    model = td.seg.SegModel(["cortex", "hippocampus", "thalamus"], pixel_size_um=20.0,
-                            name="tiny_untrained", widths=(8, 16))
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    td.seg.save(model, path)
-    return path
-
-
 def test_annotate_visium_outs(visium_outs, checkpoint, tmp_path, capsys):
     out = tmp_path / "x.h5ad"
     png = tmp_path / "o.png"
