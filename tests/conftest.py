@@ -20,7 +20,7 @@ def _shared(sub: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def visium_outs() -> Path:
     """Space Ranger outs of the real 10x Visium adult mouse brain section."""
     return _shared("visium_mouse_brain_v1/outs")
