@@ -4,6 +4,7 @@ from ._generic import read_cells as read_cells
 from ._geojson import write_geojson as write_geojson
 from ._giotto import read_giotto_visium as read_giotto_visium
 from ._merscope import read_merscope as read_merscope
+from ._merscope_mini import read_giotto_merscope as read_giotto_merscope
 from ._napari import to_napari_shapes as to_napari_shapes
 from ._qupath import read_geojson as read_geojson
 from ._qupath import read_geojson_regions as read_geojson_regions
