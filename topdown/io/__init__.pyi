@@ -10,6 +10,7 @@ from ._qupath import read_geojson as read_geojson
 from ._qupath import read_geojson_regions as read_geojson_regions
 from ._spatialdata import to_spatialdata as to_spatialdata
 from ._visium import read_visium as read_visium
+from ._visium_hd import read_visium_hd as read_visium_hd
 from ._write import read_annotated as read_annotated
 from ._write import write_annotated as write_annotated
 from ._xenium import read_xenium as read_xenium
