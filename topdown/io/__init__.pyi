@@ -1,5 +1,6 @@
 """Names of ``topdown.io``, for readers, IDEs and type checkers; loaded lazily at run time."""
 
+from ._cosmx import read_cosmx as read_cosmx
 from ._generic import read_cells as read_cells
 from ._geojson import write_geojson as write_geojson
 from ._giotto import read_giotto_visium as read_giotto_visium
