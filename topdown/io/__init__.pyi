@@ -9,6 +9,7 @@ from ._merscope_mini import read_giotto_merscope as read_giotto_merscope
 from ._napari import to_napari_shapes as to_napari_shapes
 from ._qupath import read_geojson as read_geojson
 from ._qupath import read_geojson_regions as read_geojson_regions
+from ._spatialdata import from_spatialdata as from_spatialdata
 from ._spatialdata import to_spatialdata as to_spatialdata
 from ._visium import read_visium as read_visium
 from ._visium_hd import read_visium_hd as read_visium_hd
