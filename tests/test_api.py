@@ -19,7 +19,7 @@ API = {
     "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
            "to_spatialdata", "write_geojson", "read_geojson", "read_geojson_regions", "to_napari_shapes",
-           "read_giotto_visium"],
+           "read_giotto_visium", "read_giotto_merscope", "read_xenium", "read_visium_hd", "read_cosmx", "from_spatialdata"],
     "tl": ["segment_regions", "assign_regions", "assign_points", "pseudobulk", "region_de"],
     "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts"],
     "datasets": ["list", "fetch", "demo", "manifest"],

@@ -306,8 +306,10 @@ transcript gets the region under it.
 
 MERSCOPE output folders read with `td.io.read_merscope` go through
 `td.tl.segment_regions(adata, "mouse_brain_coronal_dapi")` exactly as Visium does; this
-crop comes in the GiottoData "mini" layout (a JPEG and an extent), so we use the image
-directly.
+crop comes in the GiottoData "mini" layout (transcripts, cell polygons on two z planes, a
+DAPI JPEG and its extent in µm, no cell-by-gene table), which `td.io.read_giotto_merscope`
+reads: it counts every transcript for the cell polygon that holds it and places the image
+in µm. Here we segment its image directly, to look at the map itself.
 
 What the model gives, as saved by the code cells below (the simulated section, then the
 real crop):
@@ -395,15 +397,15 @@ fig.savefig(WORK / "dapi_simulated_section.png", dpi=80)
 plt.show()
 assert smap.labels.shape == truth.shape and agreement > 0.85'''),
         ("md", """## The real MERFISH crop"""),
-        ("code", '''import json
-
-import pandas as pd
-from PIL import Image
+        ("code", '''import pandas as pd
 
 crop = DATA / "merfish_mouse_brain_mini"
-extent = json.loads((crop / "image_extent.json").read_text())
-dapi = np.asarray(Image.open(crop / "images" / "mini_dataset_dapi_z0.jpg").convert("L"))
-um_per_px = (extent["xmax"] - extent["xmin"]) / dapi.shape[1]
+adata = td.io.read_giotto_merscope(crop)  # cells x genes built from transcripts + cell polygons
+lib = adata.uns["spatial"][crop.name]
+dapi = lib["images"]["hires"]  # the DAPI image of z plane 0, kept whole
+um_per_px = lib["scalefactors"]["microns_per_pixel"] / lib["scalefactors"]["tissue_hires_scalef"]
+print(adata)
+print(adata.uns["transcripts"])  # how many transcripts fall inside a cell
 print(dapi.shape, f"{um_per_px:.3f} µm/px")'''),
         ("code", '''rmap = td.seg.segment(dapi, model, pixel_size_um=um_per_px)
 print(rmap.labels.shape, "map pixels")
@@ -411,16 +413,16 @@ regions = rmap.to_geodataframe()
 regions[["region", "area_px"]].assign(area_mm2=regions["area_px"] * um_per_px**2 / 1e6)'''),
         ("md", """## Every transcript gets its region
 
-Transcripts are in global µm; the image's extent maps them to pixels (y is flipped:
-row 0 of the image is the largest y). `td.tl.assign_points` looks every transcript up in
+Transcripts are in global µm; the reader's affine
+(`uns['spatial'][library]['metadata']['transform']`, µm -> full-res pixels, taken from the
+image's extent) maps them to image pixels. `td.tl.assign_points` looks every transcript up in
 the region raster (millions per second) and counts each gene per region. With an AnnData
 from `td.io.read_merscope` and `td.tl.segment_regions`, `td.tl.assign_points(adata, tx,
 x="global_x", y="global_y", coords="um")` finds the regions and the µm -> pixel transform
 in it."""),
         ("code", '''tx = pd.read_csv(crop / "vizgen_transcripts.gz")
-# µm -> image pixels: x from the image's left edge, y from its top edge
-to_px = np.array([[1 / um_per_px, 0, -extent["xmin"] / um_per_px],
-                  [0, 1 / um_per_px, extent["ymax"] / um_per_px]])
+# µm -> full-res pixels (from the reader), times the hires scale -> pixels of `dapi`
+to_px = lib["metadata"]["transform"][:2] * lib["scalefactors"]["tissue_hires_scalef"]
 tx["region"], counts = td.tl.assign_points(None, tx, regions=rmap, x="global_x", y="global_y",
                                            coords="um", transform=to_px)
 counts  # regions x genes, sparse counts'''),
@@ -451,6 +453,7 @@ fig.savefig(WORK / "merfish_dapi_overlay.png", dpi=100)
 plt.show()'''),
         ("code", '''# sanity checks (run in CI)
 assert tuple(rmap.image_shape) == dapi.shape  # the map covers the image at 16 µm/px
+assert adata.n_obs > 400 and adata.X.sum() == adata.uns["transcripts"]["n_in_cells"] - adata.obsm["blank_counts"].sum()
 assert abs(rmap.labels.shape[0] - dapi.shape[0] * um_per_px / model.pixel_size_um) <= 1
 assert rmap.meta["params"]["all_tissue"]     # no glass found in a field with room for it
 assert rmap.tissue_fraction() > 0.9          # so the whole crop is tissue

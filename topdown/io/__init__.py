@@ -1,4 +1,5 @@
-"""Readers and writers: Visium, MERSCOPE, Giotto, generic cell tables; region-annotated h5ad."""
+"""Readers and writers: Visium, Visium HD, Xenium, MERSCOPE, CosMx, SpatialData, Giotto, generic cell
+tables; region-annotated h5ad."""
 
 import lazy_loader as lazy
 

@@ -62,6 +62,8 @@ def read_merscope(path, *, stain: str = "DAPI", z: int | None = None, z_index: i
     ``cell_metadata.csv`` (``center_x``/``center_y`` in µm), ``cell_boundaries.parquet``
     (optional) and the mosaic image ``images/mosaic_{stain}_z{z}.tif`` placed with
     ``images/micron_to_mosaic_pixel_transform.csv``. Full-res pixels = mosaic pixels.
+    Transcripts and polygons without a cell-by-gene table (the GiottoData "mini" layout):
+    :func:`read_giotto_merscope`.
 
     Parameters
     ----------
@@ -94,7 +96,10 @@ def read_merscope(path, *, stain: str = "DAPI", z: int | None = None, z_index: i
     for p in (cbg_p, meta_p):
         if not p.exists():
             raise DataFileError(f"'{root}' has no {p.name}: pass a MERSCOPE output folder (holding "
-                                "cell_by_gene.csv, cell_metadata.csv and images/).")
+                                "cell_by_gene.csv, cell_metadata.csv and images/)"
+                                + (". It holds vizgen_transcripts.gz (the GiottoData mini layout): read it with "
+                                   "td.io.read_giotto_merscope." if (root / "vizgen_transcripts.gz").exists()
+                                   else "."))
     cbg = _read_csv(cbg_p, "cell_by_gene")
     meta = _read_csv(meta_p, "cell_metadata")
     for c in ("center_x", "center_y"):

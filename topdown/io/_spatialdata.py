@@ -183,3 +183,133 @@ def _regions_table(rows: list[pd.DataFrame], palette: dict[str, str], stores: di
                                           dtype=object)
     return TableModel.parse(table, region=list(obs[SHAPES_KEY].cat.categories),
                             region_key=SHAPES_KEY, instance_key=INSTANCE_KEY)
+
+
+def _image_levels(img) -> list:
+    """The pyramid levels (DataArrays c, y, x), largest first, of a spatialdata image element."""
+    if hasattr(img, "children") and len(img.children):
+        nodes = sorted(img.children, key=lambda k: int(str(k).replace("scale", "") or 0))
+        return [next(iter(img[n].ds.data_vars.values())) for n in nodes]
+    return [img]
+
+
+def _pick_image(sdata, image_key: str | None, cs: str):
+    from spatialdata.transformations import get_transformation
+
+    keys = [image_key] if image_key else [k for k in sdata.images
+                                          if cs in get_transformation(sdata.images[k], get_all=True)]
+    if image_key and image_key not in sdata.images:
+        raise InputError(f"no image '{image_key}' in the SpatialData object (images: {list(sdata.images)}).")
+    return keys[0] if keys else None
+
+
+def _level_array(levels: list, max_side: int) -> tuple[np.ndarray, float]:
+    """The largest level at most ``max_side`` (else the smallest) as uint8 (H, W[, 3]); its scale."""
+    from .._image import to_uint8
+    from .._limits import check_image_pixels
+
+    sides = [max(lv.sizes["y"], lv.sizes["x"]) for lv in levels]
+    i = next((j for j, s in enumerate(sides) if s <= max_side), len(levels) - 1)
+    lv = levels[i]
+    check_image_pixels((lv.sizes["y"], lv.sizes["x"]), "SpatialData image", tiled_reader=False)
+    arr = np.asarray(lv.transpose("y", "x", "c").values)
+    arr = arr[..., 0] if arr.shape[-1] != 3 else arr  # first channel unless RGB
+    return to_uint8(arr, name="the SpatialData image"), float(lv.sizes["x"] / levels[0].sizes["x"])
+
+
+def from_spatialdata(sdata, *, table_key: str = "table", region: str | None = None,
+                     image_key: str | None = None, coordinate_system: str | None = None,
+                     library_id: str | None = None, microns_per_pixel: float | None = None,
+                     max_image_side: int = 4000, technology: str | None = None):
+    """AnnData with ``obsm['spatial']`` and ``uns['spatial']`` from a :class:`spatialdata.SpatialData`.
+
+    The table ``table_key`` annotates a shapes element (``region``; default: the table's only
+    one): its centroids, mapped through ``coordinate_system`` into the pixels of the image
+    ``image_key`` (default: the first image in that coordinate system), give
+    ``obsm['spatial']``; full-res pixels are the image's pixels at scale 0, and the pyramid
+    level at most ``max_image_side`` is stored as ``hires``. Circles give
+    ``spot_diameter_fullres`` (technology ``"visium"``); polygons give ``uns['cell_boundaries']``.
+
+    Parameters
+    ----------
+    sdata
+        The SpatialData object.
+    table_key
+        Table to read (``sdata.tables``).
+    region
+        Shapes element the table annotates, when it annotates several.
+    image_key
+        Image element placed under ``uns['spatial']``.
+    coordinate_system
+        Coordinate system shared by the shapes and the image (default: the first shared one).
+    library_id
+        Key under ``uns['spatial']`` (default: ``region``).
+    microns_per_pixel
+        µm per full-res (scale-0 image) pixel, needed by ``segment_regions`` unless circles of
+        a 55 µm Visium spot say it.
+    max_image_side
+        Longest side of the stored image.
+    technology
+        ``uns['spatial'][lib]['metadata']['technology']`` (default: ``"visium"`` for circles,
+        else ``"cells"``).
+
+    Returns
+    -------
+    AnnData: a copy of the table's rows of ``region``, with ``obsm['spatial']``,
+    ``uns['spatial'][library_id]`` and, for polygons, ``uns['cell_boundaries']``.
+
+    Examples
+    --------
+    >>> import topdown as td
+    >>> adata = td.io.from_spatialdata(sdata, image_key="morphology_focus", microns_per_pixel=0.2125)  # doctest: +SKIP
+    """
+    import shapely
+    from spatialdata.transformations import get_transformation
+
+    from ._generic import apply_affine, boundaries_to_uns
+
+    if table_key not in sdata.tables:
+        raise InputError(f"no table '{table_key}' in the SpatialData object (tables: {list(sdata.tables)}).")
+    table = sdata.tables[table_key]
+    attrs = table.uns.get("spatialdata_attrs") or {}
+    regions = attrs.get("region")
+    regions = [regions] if isinstance(regions, str) else list(regions or [])
+    region = region or (regions[0] if len(regions) == 1 else None)
+    if region is None or region not in sdata.shapes:
+        raise InputError(f"pass region= naming the shapes element the table annotates (table regions: "
+                         f"{regions}; shapes: {list(sdata.shapes)}).")
+    rows = table[table.obs[attrs["region_key"]].astype(str).to_numpy() == region] if "region_key" in attrs else table
+    shapes = sdata.shapes[region]
+    geoms = shapes.geometry.reindex(rows.obs[attrs["instance_key"]].to_numpy()) if "instance_key" in attrs \
+        else shapes.geometry
+    if geoms.isna().any() or len(geoms) != rows.n_obs:
+        raise InputError(f"{int(geoms.isna().sum())} rows of table '{table_key}' have no shape in '{region}'.")
+    shape_cs = get_transformation(shapes, get_all=True)
+    cs = coordinate_system or next(iter(shape_cs))
+    key = _pick_image(sdata, image_key, cs)
+    a_shape = get_transformation(shapes, to_coordinate_system=cs).to_affine_matrix(("x", "y"), ("x", "y"))
+    m = np.asarray(a_shape, dtype=float)
+    sf: dict[str, float] = {}
+    images = {}
+    if key is not None:
+        a_img = get_transformation(sdata.images[key], to_coordinate_system=cs).to_affine_matrix(("x", "y"), ("x", "y"))
+        m = np.linalg.inv(np.asarray(a_img, dtype=float)) @ m
+        images["hires"], sf["tissue_hires_scalef"] = _level_array(_image_levels(sdata.images[key]), max_image_side)
+    adata = rows.copy()
+    adata.uns.pop("spatialdata_attrs", None)  # no longer annotates an element of sdata
+    adata.obs_names = adata.obs_names.astype(str)
+    g = geoms.to_numpy()
+    adata.obsm["spatial"] = apply_affine(m, shapely.get_coordinates(shapely.centroid(g)))
+    circles = "radius" in shapes.columns and (shapely.get_type_id(g) == 0).all()
+    if circles:
+        scale = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
+        sf["spot_diameter_fullres"] = float(2 * np.median(shapes["radius"]) * scale)
+    elif (np.isin(shapely.get_type_id(g), (3, 6))).all():
+        adata.uns["cell_boundaries"] = boundaries_to_uns(g, adata.obs_names, m)
+    if microns_per_pixel is not None:
+        sf["microns_per_pixel"] = float(microns_per_pixel)
+    lib = library_id or region
+    adata.uns["spatial"] = {lib: {"images": images, "scalefactors": sf, "metadata": {
+        "technology": technology or ("visium" if circles else "cells"), "coordinate_system": cs,
+        "image": key or ""}}}
+    return adata

@@ -74,7 +74,13 @@ def _scalefactors(path: Path, raw: object) -> dict[str, float]:
 
 def _read_positions(spatial: Path) -> pd.DataFrame:
     new, old = spatial / "tissue_positions.csv", spatial / "tissue_positions_list.csv"
-    if new.exists():
+    parquet = spatial / "tissue_positions.parquet"  # Visium HD bins
+    if parquet.exists() and not new.exists():
+        try:
+            pos = pd.read_parquet(parquet)
+        except Exception as exc:
+            raise DataFileError(f"cannot read '{parquet}' ({type(exc).__name__}: {exc}); re-copy it.") from exc
+    elif new.exists():
         pos = _csv(new, header=0)
         pos.columns = [str(c).strip() for c in pos.columns]
         if "barcode" not in pos.columns:  # header-less file under the new name
@@ -89,7 +95,8 @@ def _read_positions(spatial: Path) -> pd.DataFrame:
         pos.columns = _POSITION_COLUMNS
     else:
         raise DataFileError(f"no spot positions in '{spatial}': expected tissue_positions.csv (Space Ranger "
-                            ">= 2.0) or tissue_positions_list.csv (older); copy the whole spatial/ folder.")
+                            ">= 2.0), tissue_positions.parquet (Visium HD) or tissue_positions_list.csv "
+                            "(older); copy the whole spatial/ folder.")
     missing = [c for c in _POSITION_COLUMNS if c not in pos.columns]
     if missing:
         raise DataFileError(f"the positions file in '{spatial}' lacks columns {missing}.")
@@ -210,8 +217,8 @@ def read_visium(path, *, count_file: str | None = None, library_id: str | None =
                      ", ".join(images))
     lib = library_id or (outs.parent.name if outs.name == "outs" else outs.name)
     metadata = {"technology": "visium", "source": str(outs), "count_file": matrix_name,
-                "positions_file": "tissue_positions.csv" if (spatial / "tissue_positions.csv").exists()
-                else "tissue_positions_list.csv"}
+                "positions_file": next(n for n in ("tissue_positions.csv", "tissue_positions.parquet",
+                                                   "tissue_positions_list.csv") if (spatial / n).exists())}
     if fullres_image:
         metadata["source_image_path"] = str(existing_path(fullres_image, "full-resolution image"))
     adata.uns["spatial"] = {lib: {"images": images,

@@ -1,0 +1,115 @@
+"""td.io.read_xenium on a small spec-conformant Xenium output folder written here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from _tenx_files import blob_image, write_10x_h5, write_pyramid
+
+import topdown as td
+from topdown.errors import DataFileError, InputError
+
+PX = 0.2125
+GENES = ["Gfap", "Slc17a7", "Gad1", "Mbp", "Pvalb", "Sst"]
+CONTROLS = [("NegControlProbe_00042", "Negative Control Probe"), ("NegControlCodeword_0500", "Negative Control Codeword"),
+            ("UnassignedCodeword_0007", "Unassigned Codeword")]
+
+
+@pytest.fixture
+def xenium(tmp_path):
+    rng = np.random.default_rng(0)
+    n, h, w = 40, 768, 1024
+    centres = np.c_[rng.uniform(20, w - 20, n), rng.uniform(20, h - 20, n)]  # level-0 pixels
+    ids = [f"{''.join(rng.choice(list('abcdefghijklmnop'), 8))}-1" for _ in range(n)]
+    counts = rng.poisson(3.0, (n, len(GENES) + len(CONTROLS)))
+    counts[0] = 0
+    counts[0, 0] = 1
+    root = tmp_path / "Xenium_mini" / "outs"
+    root.mkdir(parents=True)
+    write_10x_h5(root / "cell_feature_matrix.h5", counts, ids, GENES + [c for c, _ in CONTROLS],
+                 ["Gene Expression"] * len(GENES) + [t for _, t in CONTROLS])
+    cells = pd.DataFrame({"cell_id": ids, "x_centroid": centres[:, 0] * PX, "y_centroid": centres[:, 1] * PX,
+                          "transcript_counts": counts[:, :len(GENES)].sum(1), "control_probe_counts": 0,
+                          "cell_area": 50.0, "nucleus_area": 20.0})
+    cells.iloc[::-1].to_parquet(root / "cells.parquet")  # another order than the matrix
+    (root / "experiment.xenium").write_text(json.dumps({"pixel_size": PX, "run_name": "synthetic",
+                                                        "analysis_sw_version": "xenium-2.0.0"}))
+    write_pyramid(root / "morphology_focus.ome.tif", blob_image(h, w, centres), levels=3, pixel_size=PX)
+    return root, ids, counts, centres
+
+
+def test_read_xenium(xenium):
+    root, ids, counts, centres = xenium
+    a = td.io.read_xenium(root, max_image_side=300)
+    assert a.obs_names.tolist() == ids and a.var_names.tolist() == GENES
+    assert a.X.format == "csr" and a.X.dtype == np.int32
+    np.testing.assert_array_equal(a.X.toarray(), counts[:, :len(GENES)])
+    np.testing.assert_array_equal(a.obsm["control_counts"], counts[:, len(GENES):])
+    assert a.uns["control_features"].tolist() == [c for c, _ in CONTROLS]
+    np.testing.assert_array_equal(a.obs["transcript_counts"], counts[:, :len(GENES)].sum(1))
+    np.testing.assert_allclose(a.obsm["spatial"], centres)
+    np.testing.assert_allclose(a.obsm["spatial_um"], centres * PX)
+    lib = a.uns["spatial"]["Xenium_mini"]  # the folder above outs
+    sf = lib["scalefactors"]
+    assert sf["microns_per_pixel"] == PX and sf["tissue_hires_scalef"] == 0.25
+    img = lib["images"]["hires"]
+    assert img.shape == (192, 256) and img.dtype == np.uint8  # level 2 of the pyramid, not level 0
+    p = np.floor(a.obsm["spatial"] * sf["tissue_hires_scalef"]).astype(int)
+    assert img[p[:, 1], p[:, 0]].mean() > 4 * img.mean()  # cells sit on their nuclei
+    assert lib["metadata"]["technology"] == "xenium" and lib["metadata"]["run_name"] == "synthetic"
+    np.testing.assert_allclose(lib["metadata"]["transform"][:2, :2], np.eye(2) / PX)
+    # default max side keeps level 0
+    b = td.io.read_xenium(root)
+    assert b.uns["spatial"]["Xenium_mini"]["images"]["hires"].shape == (768, 1024)
+
+
+def test_read_xenium_csv_mex_and_folder_image(xenium, tmp_path):
+    """cells.csv.gz, the MEX matrix folder and the XOA 2 morphology_focus/ folder."""
+    import scanpy as sc
+    from scipy import io as sio
+
+    root, ids, counts, _ = xenium
+    cells = pd.read_parquet(root / "cells.parquet")
+    cells.to_csv(root / "cells.csv.gz", index=False)
+    (root / "cells.parquet").unlink()
+    mex = root / "cell_feature_matrix"
+    mex.mkdir()
+    ref = sc.read_10x_h5(root / "cell_feature_matrix.h5", gex_only=False)
+    sio.mmwrite(mex / "matrix.mtx", ref.X.T.astype(np.int64))
+    pd.DataFrame({"id": ref.var["gene_ids"], "name": ref.var_names, "type": ref.var["feature_types"]}).to_csv(
+        mex / "features.tsv.gz", sep="\t", header=False, index=False)
+    pd.Series(ids).to_csv(mex / "barcodes.tsv.gz", sep="\t", header=False, index=False)
+    import gzip
+
+    with open(mex / "matrix.mtx", "rb") as src, gzip.open(mex / "matrix.mtx.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (mex / "matrix.mtx").unlink()
+    (root / "cell_feature_matrix.h5").unlink()
+    (root / "morphology_focus").mkdir()
+    (root / "morphology_focus.ome.tif").rename(root / "morphology_focus" / "morphology_focus_0000.ome.tif")
+    a = td.io.read_xenium(root, library_id="x1")
+    np.testing.assert_array_equal(a.X.toarray(), counts[:, :len(GENES)])
+    assert a.uns["spatial"]["x1"]["images"]["hires"].shape == (768, 1024)
+
+
+def test_read_xenium_missing_and_inconsistent(xenium, tmp_path):
+    root, *_ = xenium
+    with pytest.raises(DataFileError, match="cell_feature_matrix.h5"):
+        td.io.read_xenium(tmp_path)
+    (root / "experiment.xenium").unlink()
+    (root / "morphology_focus.ome.tif").unlink()
+    with pytest.warns(UserWarning) as rec:
+        a = td.io.read_xenium(root)
+    assert any("0.2125" in str(r.message) for r in rec) and any("morphology" in str(r.message) for r in rec)
+    assert a.uns["spatial"]["Xenium_mini"]["images"] == {}
+    cells = pd.read_parquet(root / "cells.parquet")
+    cells.iloc[1:].to_parquet(root / "cells.parquet")
+    with pytest.raises(InputError, match="different runs"):
+        td.io.read_xenium(root)
+    (root / "cells.parquet").unlink()
+    with pytest.raises(DataFileError, match="cells.parquet"):
+        td.io.read_xenium(root)
