@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("TOPDOWN_NO_PROGRESS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+#: the installed bpy wheel: what renders must report (5.0.1 on Python 3.11, 5.3 on 3.13)
+BPY_VERSION = version("bpy")
 SHARED_DATA = Path(os.environ.get("TOPDOWN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
