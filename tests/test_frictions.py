@@ -94,7 +94,7 @@ def test_pl_returns_none_when_shown(annotated, monkeypatch):
     plt.close("all")
 
 
-def test_regions_key_everywhere(annotated):
+def test_regions_key_everywhere(annotated, tmp_path):
     annotated.uns["elsewhere"] = annotated.uns.pop("regions")
     gdf = td.get.regions(annotated, regions_key="elsewhere")
     assert len(gdf) == 3
@@ -104,6 +104,14 @@ def test_regions_key_everywhere(annotated):
     with pytest.warns(FutureWarning, match="regions_key"):
         td.pl.regions(annotated, key="elsewhere", show=False)
     plt.close("all")
+    td.io.write_geojson(annotated, tmp_path / "a.geojson", regions_key="elsewhere")
+    with pytest.warns(FutureWarning, match="regions_key"):
+        td.io.write_geojson(annotated, tmp_path / "b.geojson", key="elsewhere")
+    assert (tmp_path / "a.geojson").read_bytes() == (tmp_path / "b.geojson").read_bytes()
+    shapes, kw = td.io.to_napari_shapes(annotated, regions_key="elsewhere")
+    assert len(shapes) >= 3 and kw["name"] == "elsewhere"
+    with pytest.warns(FutureWarning, match="regions_key"):
+        td.io.to_napari_shapes(annotated, key="elsewhere")
 
 
 def test_environment_variables_documented():

@@ -11,9 +11,9 @@ from ..get import regions
 from ._qupath import qupath_properties
 
 
-def write_geojson(adata, path: str | os.PathLike, *, key: str = "regions",
+def write_geojson(adata, path: str | os.PathLike, *, regions_key: str = "regions",
                   library_id: str | None = None, overwrite: bool = True,
-                  metadata: dict[str, Any] | None = None) -> None:
+                  metadata: dict[str, Any] | None = None, key: str | None = None) -> None:
     """Write the region polygons (full-res pixel coordinates) to a GeoJSON file, atomically.
 
     Each feature has properties ``region``, ``label``, ``color_hex`` (``'#rrggbb'``),
@@ -27,16 +27,18 @@ def write_geojson(adata, path: str | os.PathLike, *, key: str = "regions",
     Parameters
     ----------
     adata
-        AnnData with stored regions (``uns[key]``), or a GeoDataFrame with ``region``,
+        AnnData with stored regions (``uns[regions_key]``), or a GeoDataFrame with ``region``,
         ``geometry`` and optionally ``label``, ``color`` (hex) and ``area_px``.
     path
         Output ``.geojson`` file.
-    key, library_id
+    regions_key, library_id
         ``uns`` key and library of the regions (AnnData only).
     overwrite
         Allow replacing an existing (writable) file.
     metadata
         Stored as the collection's top-level ``"topdown"`` member (provenance).
+    key
+        Deprecated name of ``regions_key`` (a FutureWarning).
 
     Examples
     --------
@@ -46,7 +48,7 @@ def write_geojson(adata, path: str | os.PathLike, *, key: str = "regions",
     import geopandas as gpd
 
     out = output_file(path, overwrite=overwrite)
-    gdf = adata if isinstance(adata, gpd.GeoDataFrame) else regions(adata, key, library_id)
+    gdf = adata if isinstance(adata, gpd.GeoDataFrame) else regions(adata, regions_key, library_id, key=key)
     fc = json.loads(gdf.to_json(drop_id=True))
     for feat in fc["features"]:
         props = feat["properties"]

@@ -7,24 +7,26 @@ from typing import Any
 import numpy as np
 
 
-def to_napari_shapes(data, *, key: str = "regions", library_id: str | None = None, scale: float = 1.0,
-                     opacity: float = 0.5) -> tuple[list[np.ndarray], dict[str, Any]]:
+def to_napari_shapes(data, *, regions_key: str = "regions", library_id: str | None = None, scale: float = 1.0,
+                     opacity: float = 0.5, key: str | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Region polygons as the ``data`` and keyword arguments of napari's ``viewer.add_shapes``.
 
     Parameters
     ----------
     data
-        An AnnData with stored regions (``uns[key]``, from :func:`topdown.tl.segment_regions`
+        An AnnData with stored regions (``uns[regions_key]``, from :func:`topdown.tl.segment_regions`
         or :func:`topdown.io.read_geojson_regions`), or a GeoDataFrame with ``region``,
         ``geometry`` and optionally ``color`` (e.g. from :func:`topdown.io.read_geojson`), in
         full-res pixels.
-    key, library_id
+    regions_key, library_id
         ``uns`` key and library of the regions (AnnData only).
     scale
         Multiplies the coordinates: 1 for the full-resolution image, ``tissue_hires_scalef``
         to lay the shapes on the hires image (or add that image with ``scale=1/scalef``).
     opacity
         Alpha of the face colours (edges are opaque).
+    key
+        Deprecated name of ``regions_key`` (a FutureWarning).
 
     Returns
     -------
@@ -47,7 +49,7 @@ def to_napari_shapes(data, *, key: str = "regions", library_id: str | None = Non
     from ..get import regions
     from ..seg.regionmap import default_colors
 
-    gdf = data if isinstance(data, gpd.GeoDataFrame) else regions(data, key, library_id)
+    gdf = data if isinstance(data, gpd.GeoDataFrame) else regions(data, regions_key, library_id, key=key)
     names = [str(r) for r in gdf["region"]]
     colors = (list(gdf["color"]) if "color" in gdf.columns
               else [default_colors(list(dict.fromkeys(names)))[n] for n in names])
@@ -65,7 +67,7 @@ def to_napari_shapes(data, *, key: str = "regions", library_id: str | None = Non
     kwargs = {"shape_type": "polygon", "face_color": face, "edge_color": rgba,
               "properties": {"region": np.array([p[2] for p in parts], dtype=object),
                              "hole": np.array([p[4] for p in parts], dtype=bool)},
-              "name": key}
+              "name": key or regions_key}
     return [p[1] for p in parts], kwargs
 
 
