@@ -207,10 +207,9 @@ def _level_array(levels: list, max_side: int) -> tuple[np.ndarray, float]:
     """The largest level at most ``max_side`` (else the smallest) as uint8 (H, W[, 3]); its scale."""
     from .._image import to_uint8
     from .._limits import check_image_pixels
+    from ._tenx import fitting_level
 
-    sides = [max(lv.sizes["y"], lv.sizes["x"]) for lv in levels]
-    i = next((j for j, s in enumerate(sides) if s <= max_side), len(levels) - 1)
-    lv = levels[i]
+    lv = levels[fitting_level([max(lv.sizes["y"], lv.sizes["x"]) for lv in levels], max_side)]
     check_image_pixels((lv.sizes["y"], lv.sizes["x"]), "SpatialData image", tiled_reader=False)
     arr = np.asarray(lv.transpose("y", "x", "c").values)
     arr = arr[..., 0] if arr.shape[-1] != 3 else arr  # first channel unless RGB

@@ -48,6 +48,12 @@ def split_controls(adata):
     return out
 
 
+def fitting_level(sides: list[int], max_side: int) -> int:
+    """Index of the largest pyramid level (``sides``: longer side of each, largest first) whose
+    longer side is at most ``max_side``, else of the smallest level."""
+    return next((i for i, side in enumerate(sides) if side <= max_side), len(sides) - 1)
+
+
 def read_pyramid_level(p: Path, max_side: int, max_pixels: int | None = None) -> tuple[np.ndarray, float]:
     """The largest level of an (OME-)TIFF pyramid whose longer side is at most ``max_side`` (else the
     smallest), first channel, as uint8; returns (image, level width / full width)."""
@@ -62,10 +68,8 @@ def read_pyramid_level(p: Path, max_side: int, max_pixels: int | None = None) ->
             levels = list(series.levels)
             axes = series.axes
             full_w = levels[0].shape[axes.index("X")]
-            sides = [max(lv.shape[axes.index("Y")], lv.shape[axes.index("X")]) for lv in levels]
-            fit = [i for i, s in enumerate(sides) if s <= max_side]
-            i = fit[0] if fit else len(levels) - 1
-            lv = levels[i]
+            lv = levels[fitting_level([max(lv.shape[axes.index("Y")], lv.shape[axes.index("X")])
+                                       for lv in levels], max_side)]
             check_image_pixels((lv.shape[axes.index("Y")], lv.shape[axes.index("X")]), p, max_pixels,
                                tiled_reader=False)
             arr = lv.asarray()

@@ -72,6 +72,17 @@ def _scalefactors(path: Path, raw: object) -> dict[str, float]:
     return out
 
 
+def read_scalefactors(sf_path: Path) -> dict[str, float]:
+    """The checked numbers of a Space Ranger ``scalefactors_json.json`` (one-line errors)."""
+    if not sf_path.exists():
+        raise DataFileError(f"'{sf_path}' is missing: without scalefactors the image cannot be placed on "
+                            "the spots; copy it from Space Ranger's spatial/ folder.")
+    try:
+        return _scalefactors(sf_path, json.loads(sf_path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"'{sf_path}' is not valid JSON ({exc}); re-copy it.") from exc
+
+
 def _read_positions(spatial: Path) -> pd.DataFrame:
     new, old = spatial / "tissue_positions.csv", spatial / "tissue_positions_list.csv"
     parquet = spatial / "tissue_positions.parquet"  # Visium HD bins
@@ -188,13 +199,7 @@ def read_visium(path, *, count_file: str | None = None, library_id: str | None =
         adata = adata[keep].copy()
 
     sf_path = spatial / "scalefactors_json.json"
-    if not sf_path.exists():
-        raise DataFileError(f"'{sf_path}' is missing: without scalefactors the image cannot be placed on "
-                            "the spots; copy it from Space Ranger's spatial/ folder.")
-    try:
-        scalefactors = _scalefactors(sf_path, json.loads(sf_path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"'{sf_path}' is not valid JSON ({exc}); re-copy it.") from exc
+    scalefactors = read_scalefactors(sf_path)
     if "spot_diameter_fullres" not in scalefactors:
         raise DataFileError(f"'{sf_path}' lacks 'spot_diameter_fullres'; it is not a Space Ranger file.")
 

@@ -99,13 +99,9 @@ def read_visium_hd(path, bin_size: int = 8, *, cells: bool = False, library_id: 
 def _spatial_entry(spatial: Path, load_images: bool) -> dict:
     """``uns['spatial'][library]`` from a spatial/ folder: scalefactors and images, no positions."""
     from ._common import read_image
-    from ._visium import _scalefactors
+    from ._visium import read_scalefactors
 
-    sf_path = spatial / "scalefactors_json.json"
-    try:
-        sf = _scalefactors(sf_path, json.loads(sf_path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"'{sf_path}' is not valid JSON ({exc}); re-copy it.") from exc
+    sf = read_scalefactors(spatial / "scalefactors_json.json")
     images = {}
     for key in ("hires", "lowres") if load_images else ():
         p = spatial / f"tissue_{key}_image.png"
