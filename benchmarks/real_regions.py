@@ -135,7 +135,7 @@ def layer_accuracy(truth: pd.Series, predicted: np.ndarray, label_to_class: dict
 
 
 def score_section(section: Section, model, label_to_class: dict[str, str], *, tta: bool,
-                  device: str) -> tuple[dict, object, np.ndarray]:
+                  device: str, adapt_norm: bool = False, layer_prior: str | None = "auto") -> tuple[dict, object, np.ndarray]:
     """Segment one section and score it; returns the record, the RegionMap and predicted names."""
     from sklearn.metrics import adjusted_rand_score
 
@@ -143,7 +143,7 @@ def score_section(section: Section, model, label_to_class: dict[str, str], *, tt
 
     t0 = time.perf_counter()
     rmap = td.seg.segment(section.image, model, pixel_size_um=section.pixel_size_um, tta=tta,
-                          device=device, probabilities=False)
+                          device=device, probabilities=False, adapt_norm=adapt_norm, layer_prior=layer_prior)
     seconds = time.perf_counter() - t0
     names = np.array(["outside", *rmap.classes])[rmap.lookup(section.xy)]
     truth = section.spots["label"].astype(str)
@@ -159,6 +159,7 @@ def score_section(section: Section, model, label_to_class: dict[str, str], *, tt
         "accuracy": layer_accuracy(truth, names, label_to_class),
         "predicted_counts": {str(n): int(c) for n, c in zip(*np.unique(names, return_counts=True), strict=True)},
         "segment_seconds": round(seconds, 2),
+        "adapt_norm": adapt_norm, "layer_prior": rmap.meta.get("layer_prior"),
     }
     return record, rmap, names
 
@@ -219,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="shipped model name or checkpoint path (default: each set's preset)")
     ap.add_argument("--sections", nargs="+", default=None, help="only these section names")
     ap.add_argument("--tta", choices=("on", "off"), default="on")
+    ap.add_argument("--adapt-norm", choices=("on", "off"), default="on",
+                    help="AdaBN on each section's own image (unlabelled; default on)")
+    ap.add_argument("--layer-prior", choices=("auto", "off"), default="auto",
+                    help="enforce the preset's laminar order (default auto)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "real_regions")
     args = ap.parse_args(argv)
@@ -239,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         for section in load_sections(args.data, set_name):
             if args.sections and section.name not in args.sections:
                 continue
-            record, rmap, predicted = score_section(section, model, label_to_class, tta=args.tta == "on",
-                                                    device=args.device)
+            record, rmap, predicted = score_section(
+                section, model, label_to_class, tta=args.tta == "on", device=args.device,
+                adapt_norm=args.adapt_norm == "on", layer_prior=None if args.layer_prior == "off" else "auto")
             record["model"] = str(args.model or label_map[set_name]["preset"])
             plot_section(section, rmap, predicted, label_to_class, record,
                          args.out / f"{set_name}_{section.name}.png")

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import DataFileError
-from ._inference_options import add_inference_options
+from ._inference_options import add_inference_options, layer_prior_arg
 
 log = logging.getLogger("topdown")
 
@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                                 coordinates=args.regions_pixels)
     else:
         tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
-                           adapt_norm=args.adapt_norm, tta=args.tta, drop_empty_tissue=args.drop_empty_tissue,
+                           adapt_norm=args.adapt_norm, tta=args.tta, layer_prior=layer_prior_arg(args),
+                           drop_empty_tissue=args.drop_empty_tissue,
                            library_key="library_id" if "library_id" in adata.obs else None,
                            device=pick_device(args.device), progress=True)
     library_key = "library_id" if "library_id" in adata.obs and args.library_id is None else None

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--adapt-norm/--no-adapt-norm`` and ``--tta/--no-tta`` (see :func:`topdown.seg.segment`)."""
+    """Add ``--adapt-norm``, ``--tta`` and ``--layer-prior`` (see :func:`topdown.seg.segment`)."""
     parser.add_argument("--adapt-norm", action=argparse.BooleanOptionalAction, default=False, dest="adapt_norm",
                         help="test-time adaptation: re-estimate the model's BatchNorm statistics on this image "
                              "first (AdaBN, no labels); try it when the image's colours are far from the "
@@ -14,3 +14,12 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                         help="average each tile with its mirror image, as the model was trained to see it "
                              "(default: on; --no-tta runs the network once per tile, about 1.5x faster)")
+    parser.add_argument("--layer-prior", choices=("auto", "off"), default="auto", dest="layer_prior",
+                        help="layered tissue (olfactory bulb, cortex): keep the network's core and surface layers "
+                             "and assign those between by laminar depth from the preset's layer thicknesses "
+                             "(default: auto, where the model's preset declares a layer order; off: the raw map)")
+
+
+def layer_prior_arg(args: argparse.Namespace) -> str | None:
+    """``--layer-prior`` as :func:`topdown.seg.segment` takes it."""
+    return None if args.layer_prior == "off" else "auto"

@@ -8,5 +8,7 @@ from .checkpoint import available_models as available_models
 from .checkpoint import load as load
 from .checkpoint import save as save
 from .infer import segment as segment
+from .layers import LayerPrior as LayerPrior
+from .layers import apply_layer_prior as apply_layer_prior
 from .model import SegModel as SegModel
 from .regionmap import RegionMap as RegionMap

@@ -218,10 +218,30 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     return labels, probs
 
 
+def _apply_prior(labels: np.ndarray, model, layer_prior) -> tuple[np.ndarray, dict | None]:
+    """Labels with the layer prior enforced (see :func:`segment`) and its report (``None`` if off)."""
+    from .layers import LayerPrior, apply_layer_prior
+
+    if layer_prior is None or layer_prior is False:
+        return labels, None
+    if isinstance(layer_prior, str):
+        if layer_prior != "auto":
+            raise InputError(f"layer_prior={layer_prior!r} is not allowed; give 'auto', None or a td.seg.LayerPrior")
+        layer_prior = LayerPrior.for_model(model)
+        if layer_prior is None:
+            return labels, None
+    elif not isinstance(layer_prior, LayerPrior):
+        raise InputError(f"layer_prior must be 'auto', None or a td.seg.LayerPrior, got {type(layer_prior).__name__}")
+    if model.pixel_size_um is None:
+        return labels, {"applied": False, "reason": "the model has no pixel size: laminar depth needs micrometres"}
+    return apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um))
+
+
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
             image_kind: str | None = None, tissue: bool = True, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, probabilities: bool = True, device: str = "auto",
-            tta: bool = True, adapt_norm: bool = False, progress: bool = False) -> RegionMap:
+            tta: bool = True, adapt_norm: bool = False, layer_prior="auto",
+            progress: bool = False) -> RegionMap:
     """Segment an image into the model's anatomical regions.
 
     Parameters
@@ -272,6 +292,14 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         and in :func:`topdown.tl.segment_regions`. Skipped, with a warning, for images under :data:`ADAPT_MIN_PX` model pixels a side
         (e.g. a 500 µm MERFISH crop at 16 µm/px); ``meta["params"]["adapt_norm"]`` says
         whether it ran.
+    layer_prior
+        Enforce the laminar order of layered tissue (:mod:`topdown.seg.layers`): keep the
+        network's core and surface anchors and assign the layers between them by laminar
+        depth, in proportion to the preset's layer thicknesses. ``"auto"`` uses the prior
+        of the preset the model was trained on when it declares one (``layers:`` in the
+        YAML: olfactory_bulb, cortex_laminar), a :class:`~topdown.seg.LayerPrior` is used
+        as given, ``None`` keeps the network's map. What it changed, per region, is in
+        ``meta["layer_prior"]`` (large shares flag images that contradict the prior).
     progress
         Show a progress bar over tiles.
 
@@ -319,11 +347,13 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
                             device=device, probabilities=probabilities, tissue=tmask, tissue_step=tstep,
                             tta=bool(tta), outside_min=np.inf if all_tissue else OUTSIDE_CONFIDENT,
                             progress_desc="segment" if progress else None)
+    labels, prior_report = _apply_prior(labels, model, layer_prior)
     meta = {"model": model.name, "model_source": getattr(model, "source", None),
             "weights_sha256": model.weights_sha256, "spec_hash": model.spec_hash,
             "image_pixel_size_um": img_px, "model_pixel_size_um": model.pixel_size_um,
             "params": {"tile": tile, "overlap": overlap, "tissue": bool(tissue), "all_tissue": all_tissue,
                        "factor": factor, "tta": bool(tta), "adapt_norm": bool(adapt_norm)},
+            "layer_prior": prior_report,
             "image": str(image) if isinstance(image, (str, os.PathLike)) else None}
     return RegionMap(labels=labels, classes=model.classes, pixel_size_um=model.pixel_size_um if
                      model.pixel_size_um is not None else img_px, downsample=scale.size("image", of="map"),

@@ -369,6 +369,56 @@ class PathologySpec(_Spec):
     description: str = _f("str", "")
 
 
+@dataclass
+class LayersSpec(_Spec):
+    """The laminar order of a layered tissue: a prior that inference can enforce.
+
+    Layers run from the outer surface (``order[0]``) to the deepest layer (``order[-1]``),
+    and each touches only its neighbours in ``order``. Segmentation reads the deepest layer
+    (with ``core``) and, unless ``surface`` is ``"outside"``, the outermost layer off the
+    network and assigns the layers between them by laminar depth, in proportion to
+    ``thickness_um`` (see :func:`topdown.seg.apply_layer_prior`).
+
+    Attributes
+    ----------
+    order
+        Region names from the outer surface inwards; the last one is the core anchor.
+    core
+        Further regions that lie inside the deepest layer (e.g. the bulb's migratory
+        stream); they count as core and keep the network's call.
+    surface
+        What bounds the outermost layer: ``"outside"`` (the tissue edge; then ``order[0]``
+        is assigned by depth too) or ``order[0]`` itself (a surface layer the network finds,
+        e.g. cortical layer 1 along the pia, so that cut edges are not taken for a surface).
+    thickness_um
+        Mean thickness in micrometres of every layer assigned by depth: those between the
+        anchors (and ``order[0]`` when ``surface`` is ``"outside"``).
+    """
+
+    order: list[str] = _f("strlist")
+    core: list[str] = _f("strlist", [])
+    surface: str = _f("name", "outside")
+    thickness_um: dict = _f("mapping", {})
+
+    @property
+    def depth_layers(self) -> list[str]:
+        """The layers assigned by laminar depth, outermost first."""
+        return self.order[:-1] if self.surface == "outside" else self.order[1:-1]
+
+    def _check(self, where: str) -> None:
+        if len(self.order) < 2 or len(set(self.order)) != len(self.order):
+            raise SpecError(f"{where}.order: give at least two distinct region names, outer surface first")
+        if self.surface not in ("outside", self.order[0]):
+            raise SpecError(f"{where}.surface: {self.surface!r} is not allowed; give 'outside' (the tissue edge) "
+                            f"or the outermost layer {self.order[0]!r}")
+        wanted = self.depth_layers
+        if sorted(self.thickness_um) != sorted(wanted):
+            raise SpecError(f"{where}.thickness_um: give the mean thickness of exactly {', '.join(wanted)} "
+                            f"(the layers assigned by depth); got {', '.join(map(str, self.thickness_um)) or 'none'}")
+        for name, value in self.thickness_um.items():
+            self.thickness_um[name] = _num(value, f"{where}.thickness_um.{name}", 1e-3, 1e6)
+
+
 # --------------------------------------------------------------------------- tissue spec
 @dataclass
 class TissueSpec(_Spec):
@@ -405,6 +455,7 @@ class TissueSpec(_Spec):
     artefacts: ArtefactSpec = _f("dataclass", cls=ArtefactSpec, default=None)
     variation: VariationSpec = _f("dataclass", cls=VariationSpec, default=None)
     pathology: PathologySpec | None = _f("dataclass", None, cls=PathologySpec, optional=True)
+    layers: LayersSpec | None = _f("dataclass", None, cls=LayersSpec, optional=True)
 
     def __post_init__(self) -> None:
         for name, cls in (("imaging", ImagingSpec), ("artefacts", ArtefactSpec),
@@ -477,6 +528,10 @@ class TissueSpec(_Spec):
         for j, name in enumerate(self.variation.focus):
             if name not in known:
                 raise SpecError(f"variation.focus[{j}]: unknown {name!r}; allowed: {', '.join(known)}")
+        if self.layers is not None:
+            for name in [*self.layers.order, *self.layers.core]:
+                if name not in names:
+                    raise SpecError(f"layers: unknown region {name!r}; allowed: {', '.join(names)}")
         if self.pathology is not None:
             for key in ("cell_loss", "lesion"):
                 part = getattr(self.pathology, key)
@@ -489,6 +544,13 @@ class TissueSpec(_Spec):
         return TissueSpec.from_dict(self.to_dict())
 
     # -- YAML -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain, YAML/JSON-serialisable mapping; ``layers`` only when the spec declares it."""
+        data = _to_plain(self)
+        if data.get("layers") is None:
+            data.pop("layers", None)
+        return data
+
     def to_yaml(self, path: str | os.PathLike | None = None) -> str:
         """Canonical YAML text; also written atomically to ``path`` when given.
 
@@ -546,8 +608,14 @@ class TissueSpec(_Spec):
         return _from_dict(cls, data, where)
 
     def hash(self) -> str:
-        """sha256 hex digest of the canonical YAML (identifies the spec in models/datasets)."""
-        return hashlib.sha256(self.to_yaml().encode("utf-8")).hexdigest()
+        """sha256 hex digest of the canonical YAML (identifies the spec in models/datasets).
+
+        ``layers`` is left out: it is a prior for inference and changes no simulated image.
+        """
+        data = self.to_dict()
+        data.pop("layers", None)
+        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_acyclic(graph: dict[str, set[str]]) -> None:

@@ -1,0 +1,151 @@
+"""The layer prior: laminar depth between the network's anchors, read off the preset's thicknesses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import topdown as td
+from topdown.errors import InputError, SpecError
+
+BULB = ["onl", "gl", "core"]
+PX_UM = 10.0
+
+
+def bulb_prior() -> td.seg.LayerPrior:
+    return td.seg.LayerPrior(order=("onl", "gl", "core"), thickness_um={"onl": 100.0, "gl": 300.0})
+
+
+def disk(shape, centre, radius) -> np.ndarray:
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius ** 2
+
+
+def noisy_bulb(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A round section (radius 80 px = 800 µm) whose core (radius 40) the network finds,
+    with the outer 40 px called at random: what a texture-blind network gives."""
+    rng = np.random.default_rng(seed)
+    shape = (200, 200)
+    tissue, core = disk(shape, (100, 100), 80), disk(shape, (100, 100), 40)
+    labels = np.where(tissue, rng.integers(1, 3, shape), 0).astype(np.uint8)
+    labels[core] = 3
+    return labels, tissue
+
+
+def test_concentric_layers_follow_the_thicknesses():
+    labels, tissue = noisy_bulb()
+    new, report = td.seg.apply_layer_prior(labels, BULB, bulb_prior(), PX_UM)
+    assert report["applied"] and report["changed_fraction"] > 0.1
+    radius = np.hypot(*(np.mgrid[:200, :200] - 100))
+    # 40 px between surface and core: onl the outer quarter (10 px), gl the rest
+    assert np.all(new[(radius > 72) & (radius < 79)] == 1)
+    assert np.all(new[(radius > 44) & (radius < 68)] == 2)
+    assert np.all(new[radius < 38] == 3)
+    assert np.all(new[~tissue] == 0)
+    assert report["changed_by_region"]["core"] == 0.0
+
+
+def test_two_bulbs_touching_get_a_surface_between_them():
+    """Both bulbs of a coronal section touch without glass between them: the midline is a surface."""
+    shape = (200, 320)
+    tissue = disk(shape, (100, 100), 80) | disk(shape, (100, 220), 80) | np.pad(np.ones((120, 60), bool), ((40, 40), (130, 130)))
+    labels = np.where(tissue, 2, 0).astype(np.uint8)
+    labels[disk(shape, (100, 100), 35) | disk(shape, (100, 220), 35)] = 3  # cores 500 µm apart
+    new, report = td.seg.apply_layer_prior(labels, BULB, bulb_prior(), PX_UM)
+    assert report["applied"]
+    assert np.all(new[95:105, 158:162] == 1)  # the midline between the bulbs: outer layer
+    assert np.all(new[95:105, 145] == 2)  # 15 px from the midline, 25 px from its core: gl
+
+
+def test_core_at_the_surface_contradicts_the_order_and_is_relabelled():
+    labels, tissue = noisy_bulb()
+    edge_blob = disk(labels.shape, (100, 178), 12) & tissue  # "core" called at the bulb surface
+    labels[edge_blob] = 3
+    new, report = td.seg.apply_layer_prior(labels, BULB, bulb_prior(), PX_UM)
+    assert not np.any(new[edge_blob] == 3)
+    assert report["changed_by_region"]["core"] > 0.0
+
+
+def test_no_core_leaves_the_map_alone():
+    labels, _ = noisy_bulb()
+    labels[labels == 3] = 2
+    new, report = td.seg.apply_layer_prior(labels, BULB, bulb_prior(), PX_UM)
+    assert report == {"applied": False, "reason": "no core found deep enough to anchor the layers"}
+    assert new is labels
+
+
+def test_surface_layer_anchor_ignores_cut_edges():
+    """Cortex: layer 1 along the pia on top, white matter below; the cut sides are no surface."""
+    classes = ["l1", "l2", "l3", "wm"]
+    prior = td.seg.LayerPrior(order=tuple(classes), surface="l1", thickness_um={"l2": 200.0, "l3": 600.0})
+    rng = np.random.default_rng(1)
+    labels = rng.integers(2, 4, (200, 160)).astype(np.uint8)  # texture-blind middle
+    labels[:20], labels[120:] = 1, 4  # pia band (200 µm), white matter from 1.2 mm
+    labels[:, :5] = 0  # glass on the left: a cut edge
+    new, report = td.seg.apply_layer_prior(labels, classes, prior, PX_UM)
+    assert report["applied"]
+    # 100 px from layer 1 to the white matter: l2 a quarter (rows 20-45), l3 the rest
+    assert np.all(new[22:43, 40:] == 2) and np.all(new[48:118, 40:] == 3)
+    assert np.all(new[48:118, 6:12] == 3)  # beside the cut edge too: depth runs pia -> white matter
+    assert np.all(new[2:18, 7:-2] == 1) and np.all(new[122:, 7:-2] == 4) and np.all(new[:, :5] == 0)
+
+
+def test_unknown_prior_class_is_a_clear_error():
+    labels, _ = noisy_bulb()
+    with pytest.raises(InputError, match="the layer prior names"):
+        td.seg.apply_layer_prior(labels, ["a", "b", "c"], bulb_prior(), PX_UM)
+
+
+def test_presets_declare_their_layers_without_changing_the_spec_hash():
+    bulb = td.sim.load_preset("olfactory_bulb")
+    prior = td.seg.LayerPrior.from_spec(bulb)
+    assert prior.order[-1] == "granule_cell_layer" and prior.surface == "outside"
+    assert prior.total_um == pytest.approx(395.0)
+    data = bulb.to_dict()
+    assert td.sim.TissueSpec.from_dict(data) == bulb
+    del data["layers"]
+    assert td.sim.TissueSpec.from_dict(data).hash() == bulb.hash()  # an inference prior: same renders
+    assert "layers" not in td.sim.load_preset("spinal_cord").to_dict()
+    assert td.seg.LayerPrior.from_spec(td.sim.load_preset("spinal_cord")) is None
+
+
+@pytest.mark.parametrize(("layers", "message"), [
+    ({"order": ["glomerular_layer"], "thickness_um": {}}, "at least two distinct"),
+    ({"order": ["glomerular_layer", "granule_cell_layer"], "surface": "pia",
+      "thickness_um": {"glomerular_layer": 100}}, "surface: 'pia' is not allowed"),
+    ({"order": ["glomerular_layer", "granule_cell_layer"], "thickness_um": {}}, "mean thickness of exactly"),
+    ({"order": ["glomerular_layer", "granule_cell_layer"], "thickness_um": {"glomerular_layer": -5}},
+     "out of range"),
+    ({"order": ["nerve", "granule_cell_layer"], "thickness_um": {"nerve": 100}}, "layers: unknown region 'nerve'"),
+])
+def test_bad_layers_block_names_the_problem(layers, message):
+    data = td.sim.load_preset("olfactory_bulb").to_dict()
+    data["layers"] = layers
+    with pytest.raises(SpecError, match=message):
+        td.sim.TissueSpec.from_dict(data)
+
+
+def test_segment_applies_the_prior_of_the_models_preset(tiny_bulb_model):
+    image = np.full((96, 96, 3), 235, np.uint8)
+    image[16:80, 16:80] = (150, 90, 160)
+    auto = td.seg.segment(image, tiny_bulb_model, pixel_size_um="model", device="cpu")
+    raw = td.seg.segment(image, tiny_bulb_model, pixel_size_um="model", device="cpu", layer_prior=None)
+    assert raw.meta["layer_prior"] is None
+    assert auto.meta["layer_prior"] is not None and "applied" in auto.meta["layer_prior"]
+    with pytest.raises(InputError, match="layer_prior='on' is not allowed"):
+        td.seg.segment(image, tiny_bulb_model, pixel_size_um="model", device="cpu", layer_prior="on")
+
+
+def test_for_model_needs_matching_classes(tiny_bulb_model):
+    assert td.seg.LayerPrior.for_model(tiny_bulb_model) == td.seg.LayerPrior.from_spec(
+        td.sim.load_preset("olfactory_bulb"))
+    tiny_bulb_model.name = "my_own_tissue"
+    assert td.seg.LayerPrior.for_model(tiny_bulb_model) is None
+
+
+@pytest.fixture
+def tiny_bulb_model():
+    """An untrained two-level network with the olfactory bulb preset's classes."""
+    spec = td.sim.load_preset("olfactory_bulb")
+    return td.seg.SegModel(classes=spec.classes, pixel_size_um=8.0, widths=(4, 8), name="olfactory_bulb",
+                           colors=spec.colors)
