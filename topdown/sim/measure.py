@@ -29,8 +29,10 @@ NUCLEI_MAX_PIXEL_UM = 1.0
 UNIFORM_SD = 1.0 / np.sqrt(12.0)
 #: pixels with an optical density below this (summed over RGB) carry too little stain for Macenko
 MACENKO_MIN_OD = 0.15
-#: the reference blur of the gradient-ratio blur estimate (px)
+#: the smaller of the two smoothings of the gradient-ratio blur estimate (px; the other is twice)
 REBLUR_SIGMA = 1.0
+#: blur variance (px²) the estimate finds in an unblurred step edge (pixel sampling), subtracted
+GRID_VARIANCE = 0.2
 
 
 @dataclass
@@ -153,7 +155,7 @@ def tissue_mask(signal: np.ndarray, name: str) -> np.ndarray:
     if frac < 0.005:
         raise InputError(f"{name} shows no tissue ({frac:.1%} of the image is stained); give an image "
                          f"of a stained section, or leave this one out.")
-    return mask
+    return ndi.binary_fill_holes(mask)  # pale tissue ringed by stained tissue is tissue
 
 
 def _away(mask: np.ndarray, px: int) -> np.ndarray:
@@ -202,10 +204,16 @@ def _he_stains(lin: np.ndarray, tissue: np.ndarray, glass: np.ndarray, m: ImageM
 
 
 # --------------------------------------------------------------------------- blur, noise
-def noise_sd(grey: np.ndarray, flat: np.ndarray) -> float:
-    """Pixel noise standard deviation in the ``flat`` pixels (MAD of neighbour differences / sqrt 2)."""
-    d = np.concatenate([(grey[:, 1:] - grey[:, :-1])[flat[:, 1:] & flat[:, :-1]],
-                        (grey[1:] - grey[:-1])[flat[1:] & flat[:-1]]])
+def noise_sd(img: np.ndarray, flat: np.ndarray) -> float:
+    """Pixel noise standard deviation in the ``flat`` pixels: per channel, the MAD of neighbour
+    differences / sqrt 2 (insensitive to slow shading), averaged over the channels."""
+    img = img[..., None] if img.ndim == 2 else img
+    return float(np.mean([_channel_noise(img[..., c], flat) for c in range(img.shape[2])]))
+
+
+def _channel_noise(ch: np.ndarray, flat: np.ndarray) -> float:
+    d = np.concatenate([(ch[:, 1:] - ch[:, :-1])[flat[:, 1:] & flat[:, :-1]],
+                        (ch[1:] - ch[:-1])[flat[1:] & flat[:-1]]])
     if d.size < 100:
         return 0.0
     mad = float(np.median(np.abs(d - np.median(d))))
@@ -216,25 +224,27 @@ def noise_sd(grey: np.ndarray, flat: np.ndarray) -> float:
 
 
 def blur_sigma(grey: np.ndarray, where: np.ndarray | None = None) -> float:
-    """Gaussian blur sigma (px) of the sharpest edges, by the gradient ratio after re-blurring.
+    """Gaussian blur sigma (px) of the sharpest edges, by the ratio of two smoothed gradients.
 
-    At an edge blurred by ``s``, the gradient falls by ``R = sqrt(s² + r²) / s`` when the
-    image is blurred again by ``r`` (:data:`REBLUR_SIGMA`), so ``s = r / sqrt(R² - 1)``
-    (Zhuo & Sim 2011), taken at the local gradient maxima among the strongest 2 %.
+    At an edge blurred by ``s``, the gradient magnitude after smoothing by ``a`` is
+    proportional to ``1 / sqrt(s² + a²)``, so the ratio ``R`` of the gradients at
+    ``a = 1`` and ``b = 2`` px gives ``s² = (b² - R² a²) / (R² - 1)`` (after Zhuo & Sim
+    2011), less the pixel grid's own :data:`GRID_VARIANCE`; the median over the local
+    gradient maxima among the strongest 2 %.
     """
-    g1 = ndi.gaussian_gradient_magnitude(grey, 0.5)
-    g2 = ndi.gaussian_gradient_magnitude(grey, np.sqrt(0.25 + REBLUR_SIGMA ** 2))
-    peak = (g1 == ndi.maximum_filter(g1, 3))
+    a, b = REBLUR_SIGMA, 2.0 * REBLUR_SIGMA
+    ga = ndi.gaussian_gradient_magnitude(grey, a)
+    peak = ga == ndi.maximum_filter(ga, 3)
     if where is not None:
         peak &= where
-    vals = g1[peak]
+    vals = ga[peak]
     if vals.size < 20:
         return 0.0
-    strong = peak & (g1 >= np.percentile(vals, 98)) & (g1 > 0)
-    ratio = g1[strong] / np.maximum(g2[strong], 1e-9)
-    s_total = REBLUR_SIGMA / np.sqrt(np.maximum(ratio ** 2 - 1.0, 1e-6))
-    s = np.sqrt(np.maximum(s_total ** 2 - 0.25, 0.0))  # less the measuring kernel's own 0.5 px
-    return float(np.median(s))
+    strong = peak & (ga >= np.percentile(vals, 98)) & (ga > 0)
+    gb = ndi.maximum_filter(ndi.gaussian_gradient_magnitude(grey, b), 3)[strong]
+    ratio = ga[strong] / np.maximum(gb, 1e-9)
+    s2 = (b ** 2 - ratio ** 2 * a ** 2) / np.maximum(ratio ** 2 - 1.0, 1e-6) - GRID_VARIANCE
+    return float(np.sqrt(max(float(np.median(s2)), 0.0)))
 
 
 # --------------------------------------------------------------------------- nuclei
@@ -319,7 +329,7 @@ def measure_image(image: np.ndarray, pixel_size_um: float, modality: str = "he",
     else:
         m.notes.append("no glass in the image: background not measured; noise measured in tissue")
     flat = glass if glass.sum() >= 100 else _away(tissue, 1)
-    m.noise_sd = noise_sd(grey, flat)
+    m.noise_sd = noise_sd(srgb, flat)
     m.blur_px = blur_sigma(grey)
     if modality == "he":
         white = (srgb_to_linear(np.array(m.glass_rgb, np.float32)) if m.glass_rgb is not None
