@@ -15,7 +15,8 @@ import topdown as td
 
 API = {
     "sim": ["presets", "load_preset", "TissueSpec", "simulate", "SimDataset", "layout", "expression",
-            "region_mask", "nuclei_mask", "render_section", "apply_artefacts"],
+            "region_mask", "nuclei_mask", "render_section", "apply_artefacts", "calibrate", "measure_image",
+            "CalibrationReport"],
     "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
            "to_spatialdata", "write_geojson", "read_geojson", "read_geojson_regions", "to_napari_shapes",

@@ -28,13 +28,21 @@ NaN / +inf / -inf         0 / 255 / 0 (NaN as the low end); the range ignores th
 The range (the [0, 1] test and the percentiles) is taken from the colour channels of a
 strided sample of the image, :func:`sample_step` (the whole image up to 1024 pixels a
 side), so that an image read tile by tile maps every tile the same way as the whole.
+
+:func:`read_image` is the one reader of an image file decoded whole (the readers of
+:mod:`topdown.io` and :func:`topdown.sim.calibrate`), within the pixel limit of
+:mod:`topdown._limits`.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
-from .errors import InputError
+from ._limits import check_image_pixels, open_pillow, tiff_shape
+from .errors import DataFileError, InputError
 
 #: longest side of the strided sample the value range is taken from
 SAMPLE_SIDE = 1024
@@ -165,3 +173,32 @@ def pil_array(im) -> np.ndarray:
     elif mode == "I":
         return np.asarray(im, dtype=np.int32)
     return np.asarray(im)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """An image as uint8 (H, W) or (H, W, 3); TIFF via tifffile, others via Pillow.
+
+    Other dtypes, value ranges and alpha are converted by the package's one rule,
+    :func:`topdown._image.to_uint8` (uint8 unchanged; floats in [0, 1] times 255; others
+    stretched between the 0.5th and 99.5th percentile; transparent pixels composited onto
+    white, alpha dropped).
+
+    The image is decoded whole, so its size is checked from the header first (see
+    :func:`topdown._limits.check_image_pixels`: ``max_pixels`` or ``$TOPDOWN_MAX_IMAGE_PIXELS``).
+    """
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            check_image_pixels(tiff_shape(p), p, max_pixels, tiled_reader=False)  # decoded whole
+            img = tifffile.imread(p)
+        else:
+            with open_pillow(p, max_pixels, tiled_reader=False) as im:
+                img = pil_array(im)
+    except (InputError, DataFileError):  # the size limit, a broken TIFF header: already one clear line
+        raise
+    except Exception as exc:
+        raise DataFileError(f"cannot read the image '{p}' ({type(exc).__name__}: {exc}); "
+                            "it is corrupt or not an image.") from exc
+    return to_uint8(img, name=f"the image '{p}'")

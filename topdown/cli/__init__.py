@@ -21,6 +21,7 @@ COMMANDS = {
     "annotate": "._annotate",
     "de": "._de",
     "demo": "._demo",
+    "calibrate": "._calibrate",
 }
 
 

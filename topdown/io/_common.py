@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .._image import pil_array, to_uint8
-from .._limits import check_image_pixels, open_pillow, tiff_shape
-from ..errors import DataFileError, InputError
+from .._image import read_image as read_image  # the one image-file reader (shared with sim)
+from ..errors import InputError
 
 
 def check_matrix(adata, source: str) -> None:
@@ -24,35 +21,6 @@ def check_matrix(adata, source: str) -> None:
         dup = adata.obs_names[adata.obs_names.duplicated()][0]
         raise InputError(f"duplicate barcode/cell id '{dup}' in '{source}'; each observation must be "
                          "unique (merge or rename the duplicates).")
-
-
-def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
-    """An image as uint8 (H, W) or (H, W, 3); TIFF via tifffile, others via Pillow.
-
-    Other dtypes, value ranges and alpha are converted by the package's one rule,
-    :func:`topdown._image.to_uint8` (uint8 unchanged; floats in [0, 1] times 255; others
-    stretched between the 0.5th and 99.5th percentile; transparent pixels composited onto
-    white, alpha dropped).
-
-    The image is decoded whole, so its size is checked from the header first (see
-    :func:`topdown._limits.check_image_pixels`: ``max_pixels`` or ``$TOPDOWN_MAX_IMAGE_PIXELS``).
-    """
-    p = Path(path)
-    try:
-        if p.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            check_image_pixels(tiff_shape(p), p, max_pixels, tiled_reader=False)  # decoded whole
-            img = tifffile.imread(p)
-        else:
-            with open_pillow(p, max_pixels, tiled_reader=False) as im:
-                img = pil_array(im)
-    except (InputError, DataFileError):  # the size limit, a broken TIFF header: already one clear line
-        raise
-    except Exception as exc:
-        raise DataFileError(f"cannot read the image '{p}' ({type(exc).__name__}: {exc}); "
-                            "it is corrupt or not an image.") from exc
-    return to_uint8(img, name=f"the image '{p}'")
 
 
 def downsample_image(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

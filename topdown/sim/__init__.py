@@ -14,6 +14,7 @@ import lazy_loader as lazy
 # Functions named like their own submodule are imported eagerly: a later
 # ``from .layout import ...`` anywhere would otherwise bind ``topdown.sim.layout`` to the
 # module instead of the function. None of these imports Blender or PyTorch.
+from .calibrate import calibrate as calibrate
 from .expression import expression as expression
 from .expression import expression_study as expression_study
 from .layout import layout as layout
