@@ -16,7 +16,7 @@ import topdown as td
 API = {
     "sim": ["presets", "load_preset", "TissueSpec", "simulate", "SimDataset", "layout", "expression",
             "region_mask", "nuclei_mask", "render_section", "apply_artefacts"],
-    "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "RegionMap", "SegModel", "available_models"],
+    "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "adapt", "RegionMap", "SegModel", "available_models"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
            "to_spatialdata", "write_geojson", "read_geojson", "read_geojson_regions", "to_napari_shapes",
            "read_giotto_visium", "read_giotto_merscope", "read_xenium", "read_visium_hd", "read_cosmx", "from_spatialdata"],
