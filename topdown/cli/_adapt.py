@@ -26,8 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="shipped model name or checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="unlabelled images (PNG, JPEG, TIFF)")
-    p.add_argument("--pixel-size", type=float, nargs="+", default=None, metavar="UM", dest="pixel_size",
-                   help="micrometres per image pixel (one, or one per image)")
+    p.add_argument("--pixel-size", type=float, default=None, metavar="UM", dest="pixel_size",
+                   help="micrometres per image pixel (of every IMAGE)")
     p.add_argument("--out", required=True, metavar="adapted.safetensors", help="checkpoint to write")
     p.add_argument("--method", choices=("adabn", "pseudo_label"), default="adabn", help="default adabn")
     p.add_argument("--steps", type=int, default=200, metavar="N", help="pseudo_label steps (default 200)")
@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     images = [existing_path(i, "image") for i in args.images]
     out = check_output(args.out, inputs=(*images, *files_of(args.model)))
-    px = args.pixel_size[0] if args.pixel_size and len(args.pixel_size) == 1 else args.pixel_size
-    model = adapt(args.model, images, pixel_size_um=px, method=args.method, steps=args.steps, lr=args.lr,
+    model = adapt(args.model, images, pixel_size_um=args.pixel_size, method=args.method, steps=args.steps, lr=args.lr,
                   keep=args.keep, seed=args.seed, device=args.device, progress=True)
     save(model, out)
     print(json.dumps({"out": str(out), "method": args.method, "n_images": len(images),

@@ -56,8 +56,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "may be another modality (an H&E model to start a DAPI one)")
     p.add_argument("--adapt-to", nargs="+", default=None, metavar="IMAGE", dest="adapt_to",
                    help="unlabelled real images whose look training crops take on (Fourier domain adaptation)")
-    p.add_argument("--adapt-pixel-size", type=float, nargs="+", default=None, metavar="UM", dest="adapt_pixel_size",
-                   help="micrometres per pixel of the --adapt-to images (one, or one per image)")
+    p.add_argument("--adapt-pixel-size", type=float, default=None, metavar="UM", dest="adapt_pixel_size",
+                   help="micrometres per pixel of the --adapt-to images")
     p.add_argument("--adapt-method", choices=("fda", "lab"), default="fda", dest="adapt_method",
                    help="fda: low-frequency Fourier amplitude swap (default); lab: CIELAB mean/std matching")
     p.add_argument("--adapt-p", type=float, default=0.5, metavar="P", dest="adapt_p",
@@ -80,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--widths must be integers separated by commas, got {args.widths!r}") from exc
     kw = {} if widths is None else {"widths": widths}
     if args.adapt_to:
-        px = args.adapt_pixel_size
         kw.update(adapt_to=[existing_path(i, "image (--adapt-to)") for i in args.adapt_to],
-                  adapt_pixel_size_um=px[0] if px and len(px) == 1 else px, adapt_method=args.adapt_method,
-                  adapt_p=args.adapt_p)
+                  adapt_pixel_size_um=args.adapt_pixel_size, adapt_method=args.adapt_method, adapt_p=args.adapt_p)
     model = train(args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   orientation=None if args.no_augment else args.orientation, class_balance=args.class_balance,
