@@ -91,6 +91,24 @@ def test_lab_matching_and_the_mixer():
         StyleMixer(bank, method="cyclegan")
 
 
+def test_training_batches_take_the_target_look(target_png):
+    """make_batch(style=StyleMixer(p=1)): every crop's mean colour becomes a real tissue crop's."""
+    from topdown.seg.loop import make_batch
+    from topdown.seg.target import load_targets, tissue_crops
+
+    rng = np.random.default_rng(0)
+    targets = load_targets([str(target_png)], 4.0, 4.0, "he")
+    bank = tissue_crops(targets, 32, 8, rng)
+    assert bank.shape == (8, 32, 32, 3) and (bank.mean(axis=(1, 2, 3)) < 0.7).all()  # tissue, not glass
+    frames = [(np.full((48, 48, 3), (235, 160, 190), np.uint8), np.ones((48, 48), np.uint8))] * 2
+    plain, _ = make_batch(frames, [0, 1], np.random.default_rng(1), 32, None, "he")
+    mixed, y = make_batch(frames, [0, 1], np.random.default_rng(1), 32, None, "he", style=StyleMixer(bank, p=1.0))
+    assert mixed.shape == plain.shape and (y == 1).all()
+    colour = mixed.mean(dim=(2, 3)).numpy()
+    assert np.abs(colour[:, None] - bank.mean(axis=(1, 2))[None]).min(axis=1).max() < 0.02
+    assert np.abs(plain.mean(dim=(2, 3)).numpy() - colour).max() > 0.1
+
+
 def test_train_with_adapt_to_records_the_images(tmp_path, target_png):
     ds = make_dataset(tmp_path / "ds", n=6)
     out = tmp_path / "m.pt"
