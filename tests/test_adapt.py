@@ -134,6 +134,10 @@ def test_adabn_changes_the_statistics_of_a_copy(tiny_model):
     assert not torch.allclose(bn.running_mean, bn0.running_mean, atol=1e-3)
     assert torch.equal(adapted.net.down[0][0].weight, tiny_model.net.down[0][0].weight)  # weights as they were
     assert adapted.metrics["adapt"]["method"] == "adabn" and adapted.metrics["adapt"]["n_images"] == 2
+    with pytest.raises(InputError, match="too small to estimate BatchNorm"):
+        td.seg.adapt(tiny_model, he_image(40), 4.0, method="adabn", progress=False)
+    with pytest.raises(InputError, match="adapt_norm must be True or False"):
+        td.seg.adapt(tiny_model, he_image(), 4.0, method="pseudo_label", adapt_norm=1, progress=False)
 
 
 def test_pseudo_label_tunes_weights_deterministically(tiny_model):
@@ -144,6 +148,9 @@ def test_pseudo_label_tunes_weights_deterministically(tiny_model):
     assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     assert not torch.equal(a.net.down[0][0].weight, tiny_model.net.down[0][0].weight)
+    c = td.seg.adapt(tiny_model, he_image(), 4.0, seed=3, adapt_norm=True, **kw)
+    assert c.metrics["adapt"]["adapt_norm"] is True
+    assert not torch.equal(c.net.down[0][1].running_mean, a.net.down[0][1].running_mean)
     rec = a.metrics["adapt"]
     assert rec["steps"] == 4 and sum(rec["pseudo_labelled_pixels"].values()) > 0
     from topdown.seg._adapt import pseudo_labels

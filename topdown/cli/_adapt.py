@@ -34,6 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-4, help="pseudo_label learning rate (default 1e-4)")
     p.add_argument("--keep", type=float, default=0.5, metavar="F",
                    help="pseudo_label: most confident fraction of each class's pixels kept (default 0.5)")
+    p.add_argument("--adapt-norm", action="store_true", dest="adapt_norm",
+                   help="pseudo_label: first re-estimate the BatchNorm statistics on the images (as adabn)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
     p.set_defaults(func=run)
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     images = [existing_path(i, "image") for i in args.images]
     out = check_output(args.out, inputs=(*images, *files_of(args.model)))
     model = adapt(args.model, images, pixel_size_um=args.pixel_size, method=args.method, steps=args.steps, lr=args.lr,
-                  keep=args.keep, seed=args.seed, device=args.device, progress=True)
+                  keep=args.keep, adapt_norm=args.adapt_norm, seed=args.seed, device=args.device, progress=True)
     save(model, out)
     print(json.dumps({"out": str(out), "method": args.method, "n_images": len(images),
                       "model": model.name, "weights_sha256": model.weights_sha256}, indent=2))

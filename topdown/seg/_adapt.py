@@ -26,7 +26,7 @@ from .adabn import adapt_batchnorm
 from .augment import AugmentConfig, augment
 from .checkpoint import load
 from .image import ImageSource
-from .infer import predict
+from .infer import predict, require_flag
 from .loop import IGNORE, balanced_class_weights, lr_at, optimiser_step, pick_device
 from .target import TargetImage, load_targets
 
@@ -117,7 +117,8 @@ def _self_train(tuned, data, *, steps: int, lr: float, batch_size: int, crop: in
 
 def adapt(model, images, pixel_size_um=None, *, method: str = "adabn", steps: int = 200, lr: float = 1e-4,
           batch_size: int = 4, crop: int = 128, keep: float = 0.5, min_confidence: float = 0.0,
-          entropy_weight: float = 0.0, seed: int = 0, device: str = "auto", progress: bool = True):
+          entropy_weight: float = 0.0, adapt_norm: bool = False, seed: int = 0, device: str = "auto",
+          progress: bool = True):
     """A copy of ``model`` adapted, without labels, to the look of the given real images.
 
     Parameters
@@ -143,6 +144,9 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "adabn", steps: in
         absolute floor on their probability.
     entropy_weight
         ``pseudo_label``: weight of an entropy-minimisation term over all crop pixels (0: off).
+    adapt_norm
+        ``pseudo_label``: first re-estimate the BatchNorm statistics on the images (as
+        ``"adabn"``), then pseudo-label and self-train with them.
     seed, device, progress
         Randomness (the result is a function of it), torch device, progress bar.
 
@@ -160,6 +164,7 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "adabn", steps: in
     """
     if method not in ADAPT_METHODS:
         raise InputError(f"method must be one of {', '.join(ADAPT_METHODS)}, got {method!r}")
+    require_flag("adapt_norm", adapt_norm)
     _check_settings(steps=steps, lr=lr, batch_size=batch_size, crop=crop, keep=keep, min_confidence=min_confidence,
                     entropy_weight=entropy_weight)
     base = load(model)
@@ -170,13 +175,14 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "adabn", steps: in
     torch.manual_seed(seed)
     record = {"method": method, "n_images": len(targets), "sha256": [t.sha256 for t in targets], "seed": seed,
               "base_weights_sha256": base.weights_sha256}
-    if method == "adabn":
+    if method == "adabn" or adapt_norm:
         side = min(min(t.image.shape[:2]) for t in targets)
         if side < MIN_SIDE:
             raise InputError(f"an image is only {side} px a side at the model's {base.pixel_size_um} µm/px, too "
                              f"small to estimate BatchNorm statistics (needs {MIN_SIDE}); give larger images.")
         adapt_batchnorm(tuned, [t.image for t in targets], rng, crop=min(crop, side), device=device, n_batches=32)
-    else:
+        record["adapt_norm"] = True
+    if method == "pseudo_label":
         record.update(_pseudo_label_run(tuned, targets, rng, steps=steps, lr=lr, batch_size=batch_size, crop=crop,
                                         keep=keep, min_confidence=min_confidence, entropy_weight=entropy_weight,
                                         device=device, progress=progress))
