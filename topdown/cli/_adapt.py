@@ -8,11 +8,11 @@ import json
 EPILOG = """\
 Examples:
   topdown adapt cortex_laminar 151507/image.png 151508/image.png --pixel-size 16.2 --out adapted.safetensors
-  topdown adapt models/ob.pt mob/*/image.jpg --pixel-size 2.75 --method pseudo_label --steps 300 \\
-      --out models/ob_adapted.safetensors
+  topdown adapt models/ob.pt mob/*/image.jpg --pixel-size 2.75 --method adabn --out models/ob_adabn.safetensors
 
-adabn re-estimates the BatchNorm statistics on the images (seconds); pseudo_label
-fine-tunes a copy on its own most confident labels, class by class (minutes on a CPU).
+pseudo_label (default) re-estimates the BatchNorm statistics on the images, then
+fine-tunes a copy on its own most confident labels, class by class (about a minute on a
+CPU core); adabn only re-estimates the statistics (seconds).
 The adapted weights are written as a checkpoint (safetensors + .json metadata recording
 the method and the images' hashes); use it with: topdown segment IMAGE --model adapted.safetensors
 """
@@ -29,13 +29,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, default=None, metavar="UM", dest="pixel_size",
                    help="micrometres per image pixel (of every IMAGE)")
     p.add_argument("--out", required=True, metavar="adapted.safetensors", help="checkpoint to write")
-    p.add_argument("--method", choices=("adabn", "pseudo_label"), default="adabn", help="default adabn")
+    p.add_argument("--method", choices=("adabn", "pseudo_label"), default="pseudo_label", help="default pseudo_label")
     p.add_argument("--steps", type=int, default=200, metavar="N", help="pseudo_label steps (default 200)")
     p.add_argument("--lr", type=float, default=1e-4, help="pseudo_label learning rate (default 1e-4)")
     p.add_argument("--keep", type=float, default=0.5, metavar="F",
                    help="pseudo_label: most confident fraction of each class's pixels kept (default 0.5)")
-    p.add_argument("--adapt-norm", action="store_true", dest="adapt_norm",
-                   help="pseudo_label: first re-estimate the BatchNorm statistics on the images (as adabn)")
+    p.add_argument("--adapt-norm", action=argparse.BooleanOptionalAction, default=True, dest="adapt_norm",
+                   help="pseudo_label: first re-estimate the BatchNorm statistics on the images, as adabn "
+                        "(default: on)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
     p.set_defaults(func=run)
