@@ -322,7 +322,7 @@ def test_public_functions_stay_callable_after_submodule_imports(toy_ds):
 def test_adapt_batchnorm_takes_the_image_statistics(trained):
     """AdaBN: the first BatchNorm's running mean becomes the mean of its input on the image,
     and segment(adapt_norm=True) adapts a copy, never the caller's model."""
-    from topdown.seg.adapt import adapt_batchnorm
+    from topdown.seg.adabn import adapt_batchnorm
 
     model, _ = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}

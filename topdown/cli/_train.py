@@ -11,6 +11,8 @@ Examples:
   topdown train --data sims/sc --out models/sc.pt --epochs 30
   topdown train --data sims/sc --out models/sc.pt --epochs 60 --resume   # continue / extend
   topdown train --data sims/sc --out models/sc2.pt --init models/sc.pt --epochs 10 --lr 3e-4   # warm start
+  topdown train --data sims/sc --out models/sc3.pt --adapt-to real1.png real2.png --adapt-pixel-size 16
+      (style mixing: training crops take on the look of the unlabelled real images)
 
 The checkpoint is a safetensors file (whatever the extension) with a .json metadata file
 beside it (classes, colours, pixel size, spec hash, seed, validation metrics), plus
@@ -52,6 +54,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="warm start from these weights (checkpoint or shipped name) with a fresh schedule; "
                         "may be another modality (an H&E model to start a DAPI one)")
+    p.add_argument("--adapt-to", nargs="+", default=None, metavar="IMAGE", dest="adapt_to",
+                   help="unlabelled real images whose look training crops take on (Fourier domain adaptation)")
+    p.add_argument("--adapt-pixel-size", type=float, default=None, metavar="UM", dest="adapt_pixel_size",
+                   help="micrometres per pixel of the --adapt-to images")
+    p.add_argument("--adapt-method", choices=("fda", "lab"), default="fda", dest="adapt_method",
+                   help="fda: low-frequency Fourier amplitude swap (default); lab: CIELAB mean/std matching")
+    p.add_argument("--adapt-p", type=float, default=0.5, metavar="P", dest="adapt_p",
+                   help="probability that a training crop is restyled (default 0.5)")
     p.set_defaults(func=run)
     return p
 
@@ -69,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--widths must be integers separated by commas, got {args.widths!r}") from exc
     kw = {} if widths is None else {"widths": widths}
+    if args.adapt_to:
+        kw.update(adapt_to=[existing_path(i, "image (--adapt-to)") for i in args.adapt_to],
+                  adapt_pixel_size_um=args.adapt_pixel_size, adapt_method=args.adapt_method, adapt_p=args.adapt_p)
     model = train(args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   orientation=None if args.no_augment else args.orientation, class_balance=args.class_balance,

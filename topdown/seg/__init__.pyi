@@ -1,5 +1,6 @@
 """Names of ``topdown.seg``, for readers, IDEs and type checkers; loaded lazily at run time."""
 
+from ._adapt import adapt as adapt
 from ._evaluate import evaluate as evaluate
 from ._finetune import finetune as finetune
 from ._train import TrainPlan as TrainPlan

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .adapt import adapt_batchnorm
+from .adabn import adapt_batchnorm
 from .augment import AugmentConfig, augment
 from .checkpoint import load
 from .image import open_image

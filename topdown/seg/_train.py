@@ -64,6 +64,10 @@ class TrainPlan:
         Where a warm start began (source, weights hash, modality); ``None`` for a fresh run.
     class_weights
         Cross-entropy class weights (``outside`` first); ``None`` without class balance.
+    adapt
+        Style mixing towards real images (``adapt_to``): method, probability, FDA band,
+        and the images' count, SHA-256 hashes and pixel sizes (never the images); ``None``
+        without.
     """
 
     epochs: int
@@ -82,15 +86,16 @@ class TrainPlan:
     dataset_seed: int | None
     init: dict | None = None
     class_weights: list[float] | None = None
+    adapt: dict | None = None
 
     @property
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(self.n_train / self.batch_size))
 
     def to_dict(self) -> dict:
-        """The JSON-serialisable ``train_config`` (``init``, ``class_weights`` only when set)."""
+        """The JSON-serialisable ``train_config`` (``init``, ``class_weights``, ``adapt`` only when set)."""
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if k not in ("init", "class_weights") or v is not None}
+        return {k: v for k, v in d.items() if k not in ("init", "class_weights", "adapt") or v is not None}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainPlan:
@@ -126,7 +131,8 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
           augment: bool | AugmentConfig = True, orientation: str | None = None, dice_weight: float = 0.5,
           class_balance: bool = True, device: str = "auto", precision: str = "auto",
           seed: int = 0, resume: bool = False, init: str | os.PathLike | SegModel | None = None,
-          name: str | None = None, threads: int | None = None, progress: bool = True) -> SegModel:
+          name: str | None = None, threads: int | None = None, progress: bool = True,
+          adapt_to=None, adapt_pixel_size_um=None, adapt_method: str = "fda", adapt_p: float = 0.5) -> SegModel:
     """Train a region-segmentation U-Net on simulated frames.
 
     Parameters
@@ -183,6 +189,19 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
         ``torch.set_num_threads`` for the run (default: leave as is).
     progress
         Show a progress bar with loss and validation mIoU.
+    adapt_to
+        Unlabelled real images (arrays or paths; one or a list) whose look the training
+        crops take on (style mixing, :mod:`topdown.seg.style`): with probability
+        ``adapt_p`` a crop is restyled like a random tissue crop of them, by Fourier domain
+        adaptation (``adapt_method="fda"``: the crop's low-frequency amplitude spectrum
+        becomes the real crop's, band ``beta`` in 0.01-0.05; Yang & Soatto 2020) or by
+        CIELAB mean/std matching (``"lab"``, colour only). The images are resampled to the
+        dataset's pixel size and must show tissue of the dataset's modality; the plan
+        records their count and hashes (``train_config["adapt"]``).
+    adapt_pixel_size_um
+        µm per pixel of the ``adapt_to`` images (one value or one per image).
+    adapt_method, adapt_p
+        ``"fda"`` or ``"lab"``; probability that a training crop is restyled.
 
     Returns
     -------
@@ -193,6 +212,8 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     --------
     >>> import topdown as td
     >>> model = td.seg.train("sims/brain", out="models/brain.pt", epochs=30)  # doctest: +SKIP
+    >>> model = td.seg.train("sims/brain", epochs=30, adapt_to=["real.png"],
+    ...                      adapt_pixel_size_um=16.2)  # doctest: +SKIP
     """
     ds = open_dataset(ds)
     if len(ds) == 0:
@@ -220,6 +241,10 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
                      augment=None if cfg is None else cfg.to_dict(), seed=seed, n_train=len(train_idx),
                      n_val=len(val_idx), precision=precision, dataset=str(getattr(ds, "path", "")),
                      dataset_seed=getattr(ds, "seed", None))
+    style = None
+    if adapt_to is not None:
+        style, plan.adapt = _style_mixer(adapt_to, adapt_pixel_size_um, adapt_method, adapt_p, px,
+                                         getattr(ds, "modality", "he"), plan)
     torch.manual_seed(seed)
     resuming = resume and state_path(out).is_file()
     model = _start_model(ds, plan, px, out if resuming else None, init, name=name, widths=widths,
@@ -243,7 +268,7 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     metrics: dict = dict(model.metrics)
     for epoch in range(start_epoch, epochs):
         rec, val = _epoch(model, opt, frames, train_idx, val_idx, epoch, plan, cfg, class_weights,
-                          device=device, progress=progress)
+                          device=device, progress=progress, style=style)
         if val is not None:
             metrics.update(val_iou=val["iou"], val_dice=val["dice"], val_miou=val["miou"],
                            val_mdice=val["mdice"], val_pixel_accuracy=val["pixel_accuracy"])
@@ -260,6 +285,21 @@ def train(ds, out: str | os.PathLike | None = None, *, epochs: int = 20, batch_s
     if out is not None:
         model.source = str(out)
     return model
+
+
+def _style_mixer(images, pixel_size_um, method: str, p: float, px: float | None, modality: str,
+                 plan: TrainPlan, n_crops: int = 64):
+    """The :class:`~topdown.seg.style.StyleMixer` of the real images and its record for the plan."""
+    from .style import StyleMixer
+    from .target import load_targets, tissue_crops
+
+    targets = load_targets(images, pixel_size_um, px, modality, flag="adapt_pixel_size_um (--adapt-pixel-size)")
+    crops = tissue_crops(targets, plan.crop, n_crops, np.random.default_rng([int(plan.seed), 2718]))
+    mixer = StyleMixer(crops, method=method, p=float(p))
+    pxs = pixel_size_um if isinstance(pixel_size_um, (list, tuple)) else [pixel_size_um]
+    record = {**mixer.record(), "n_images": len(targets), "sha256": [t.sha256 for t in targets],
+              "pixel_size_um": [None if v is None or isinstance(v, str) else float(v) for v in pxs]}
+    return mixer, record
 
 
 def _check_numbers(*, epochs, lr, weight_decay, val_fraction, dice_weight, batch_size, crop,
@@ -326,7 +366,7 @@ def _class_weights(frames: _Frames, train_idx: np.ndarray, n_classes: int) -> li
 
 
 def _epoch(model, opt, frames: _Frames, train_idx, val_idx, epoch: int, plan: TrainPlan, cfg,
-           class_weights, *, device, progress: bool) -> tuple[dict, dict | None]:
+           class_weights, *, device, progress: bool, style=None) -> tuple[dict, dict | None]:
     """One pass over the training frames, then validation: the epoch's record and scores."""
     from .._progress import progress as bar
 
@@ -343,7 +383,8 @@ def _epoch(model, opt, frames: _Frames, train_idx, val_idx, epoch: int, plan: Tr
         step = epoch * steps + s
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps * plan.epochs, lr)
-        x, y = make_batch(frames, order[s * batch_size:(s + 1) * batch_size], rng, plan.crop, cfg, modality)
+        x, y = make_batch(frames, order[s * batch_size:(s + 1) * batch_size], rng, plan.crop, cfg, modality,
+                          style)
         x, y = x.to(device, memory_format=torch.channels_last), y.to(device)
         with autocast(device, plan.precision):
             logits = model(x)

@@ -285,7 +285,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         on a whole-slide image in a hurry.
     adapt_norm
         Test-time adaptation: first re-estimate the network's BatchNorm statistics on
-        random windows of this image (AdaBN, see :mod:`topdown.seg.adapt`; no labels; the
+        random windows of this image (AdaBN, see :mod:`topdown.seg.adabn`; no labels; the
         model passed in is not changed). Try it when a real image's colours and contrast
         are far from the simulations'; its effect depends on the model and the image
         (measurements: ``topdown/seg/weights/README.md``), so it is off by default, here
@@ -340,7 +340,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
                       UserWarning, stacklevel=2)
         adapt_norm = False
     if adapt_norm:
-        from .adapt import adapt_to_image
+        from .adabn import adapt_to_image
 
         model = adapt_to_image(model, src, factor, device=device)
     labels, probs = predict(model, src, factor, tile=tile, overlap=overlap, batch_size=batch_size,

@@ -131,8 +131,12 @@ def crop_origin(shape: tuple[int, ...], crop: int, rng: np.random.Generator) -> 
 
 
 def make_batch(frames, indices, rng: np.random.Generator, crop: int, cfg: AugmentConfig | None,
-               modality: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augmented crops of ``frames[i]`` for ``i`` in ``indices`` as ``(B,3,H,W)`` float, ``(B,H,W)`` long."""
+               modality: str, style=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented crops of ``frames[i]`` for ``i`` in ``indices`` as ``(B,3,H,W)`` float, ``(B,H,W)`` long.
+
+    ``style``: a callable ``(crop, rng) -> crop`` applied last (e.g. a
+    :class:`~topdown.seg.style.StyleMixer` giving crops the look of real images).
+    """
     xs, ys = [], []
     for i in indices:
         image, mask = frames[int(i)]
@@ -146,6 +150,8 @@ def make_batch(frames, indices, rng: np.random.Generator, crop: int, cfg: Augmen
             lab = np.pad(lab, ((0, ph), (0, pw)), constant_values=IGNORE)
         else:
             img, lab = augment(image, mask, rng, size=crop, config=cfg, modality=modality, ignore_index=IGNORE)
+        if style is not None:
+            img = style(img, rng)
         xs.append(img)
         ys.append(lab)
     x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
