@@ -81,7 +81,8 @@ class LayerPrior:
         from ..errors import SpecError
         from ..sim import load_preset
 
-        name = str(getattr(model, "name", "") or "").removesuffix(f"_{getattr(model, 'modality', '')}")
+        name = str(getattr(model, "name", "") or "").split("+")[0]  # 'olfactory_bulb+pseudo_label': adapted
+        name = name.removesuffix(f"_{getattr(model, 'modality', '')}")
         try:
             spec = load_preset(name)
         except (SpecError, ValueError, KeyError, FileNotFoundError):
