@@ -220,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="shipped model name or checkpoint path (default: each set's preset)")
     ap.add_argument("--sections", nargs="+", default=None, help="only these section names")
     ap.add_argument("--tta", choices=("on", "off"), default="on")
-    ap.add_argument("--adapt-norm", choices=("on", "off"), default="on",
-                    help="AdaBN on each section's own image (unlabelled; default on)")
+    ap.add_argument("--adapt", choices=("pseudo_label", "adabn", "off"), default="pseudo_label",
+                    help="td.seg.adapt the model to all the set's images first (unlabelled; default pseudo_label)")
+    ap.add_argument("--adapt-norm", choices=("on", "off"), default="off",
+                    help="AdaBN on each section's own image when segmenting (unlabelled; default off)")
     ap.add_argument("--layer-prior", choices=("auto", "off"), default="auto",
                     help="enforce the preset's laminar order (default auto)")
     ap.add_argument("--device", default="cpu")
@@ -241,13 +243,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         label_to_class = label_map[set_name]["labels"]
         model = td.seg.load(args.model or label_map[set_name]["preset"])
-        for section in load_sections(args.data, set_name):
-            if args.sections and section.name not in args.sections:
-                continue
+        sections = [s for s in load_sections(args.data, set_name) if not args.sections or s.name in args.sections]
+        if args.adapt != "off":  # as a user adapts to a batch of sections: all of the set's images, no labels
+            model = td.seg.adapt(model, [s.image for s in sections], pixel_size_um=[s.pixel_size_um for s in sections],
+                                 method=args.adapt, seed=0, device=args.device, progress=False)
+        for section in sections:
             record, rmap, predicted = score_section(
                 section, model, label_to_class, tta=args.tta == "on", device=args.device,
                 adapt_norm=args.adapt_norm == "on", layer_prior=None if args.layer_prior == "off" else "auto")
             record["model"] = str(args.model or label_map[set_name]["preset"])
+            record["adapt"] = args.adapt
             plot_section(section, rmap, predicted, label_to_class, record,
                          args.out / f"{set_name}_{section.name}.png")
             records.append(record)

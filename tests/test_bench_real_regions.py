@@ -58,7 +58,7 @@ def test_layer_accuracy_through_the_label_map(bench):
 
 def test_one_real_section_end_to_end(bench, real_dev, tmp_path):
     rc = bench.main(["--data", str(real_dev), "--sets", "dlpfc", "--sections", "151507", "--tta", "off",
-                     "--out", str(tmp_path)])
+                     "--adapt", "adabn", "--out", str(tmp_path)])
     assert rc == 0
     (record,) = json.loads((tmp_path / "real_regions.json").read_text())
     assert record["n_spots"] > 3000
@@ -66,3 +66,4 @@ def test_one_real_section_end_to_end(bench, real_dev, tmp_path):
     assert set(record["accuracy"]) == {"Layer1", "Layer2", "Layer3", "Layer4", "Layer5", "Layer6", "WM"}
     assert sum(record["predicted_counts"].values()) == record["n_spots"]
     assert (tmp_path / "dlpfc_151507.png").stat().st_size > 10_000
+    assert record["adapt"] == "adabn" and record["layer_prior"]["applied"] in (True, False)

@@ -149,3 +149,24 @@ def tiny_bulb_model():
     spec = td.sim.load_preset("olfactory_bulb")
     return td.seg.SegModel(classes=spec.classes, pixel_size_um=8.0, widths=(4, 8), name="olfactory_bulb",
                            colors=spec.colors)
+
+
+def test_pseudo_labels_follow_the_prior(monkeypatch, tiny_bulb_model):
+    """td.seg.adapt's pseudo-labels are the network's map with the layer prior enforced."""
+    from topdown.seg import _adapt
+    from topdown.seg.target import TargetImage
+
+    spec = td.sim.load_preset("olfactory_bulb")
+    prior = td.seg.LayerPrior.from_spec(spec)
+    labels, tissue = noisy_bulb()
+    labels = np.where(labels == 3, 5, labels).astype(np.uint8)  # core -> granule_cell_layer (label 5)
+    probs = np.full((7, *labels.shape), 0.5, np.float16)
+    monkeypatch.setattr(_adapt, "predict", lambda *a, **k: (labels, probs))
+    target = TargetImage(name="x", sha256="0", image=np.zeros((*labels.shape, 3), np.uint8), tissue=tissue)
+    got = _adapt.pseudo_labels(tiny_bulb_model, target, keep=1.0, layer_prior=prior)
+    want, report = td.seg.apply_layer_prior(labels, spec.classes, prior, tiny_bulb_model.pixel_size_um)
+    assert report["applied"] and np.array_equal(got, want)
+    assert not np.array_equal(_adapt.pseudo_labels(tiny_bulb_model, target, keep=1.0), want)
+    assert _adapt._prior(tiny_bulb_model, "auto") == prior and _adapt._prior(tiny_bulb_model, None) is None
+    with pytest.raises(InputError, match="layer_prior='yes' is not allowed"):
+        _adapt._prior(tiny_bulb_model, "yes")

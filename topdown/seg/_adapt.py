@@ -28,6 +28,7 @@ from .augment import AugmentConfig, augment
 from .checkpoint import load
 from .image import ImageSource
 from .infer import predict, require_flag
+from .layers import LayerPrior, apply_layer_prior
 from .loop import IGNORE, balanced_class_weights, lr_at, optimiser_step, pick_device
 from .target import TargetImage, load_targets
 
@@ -38,10 +39,11 @@ MIN_SIDE = 64
 
 
 def pseudo_labels(model, target: TargetImage, *, keep: float = 0.5, min_confidence: float = 0.0,
-                  device: str = "cpu") -> np.ndarray:
+                  device: str = "cpu", layer_prior=None) -> np.ndarray:
     """Class-balanced confident pseudo-labels of ``target`` (``IGNORE`` where not kept).
 
-    The model's labels (tiled, with test-time flips and the tissue mask); in each class
+    The model's labels (tiled, with test-time flips and the tissue mask), with
+    ``layer_prior`` (a :class:`~topdown.seg.LayerPrior`) enforced when given; in each class
     the pixels whose probability of their label is in that class's top ``keep`` fraction
     and at least ``min_confidence`` are kept.
 
@@ -53,6 +55,8 @@ def pseudo_labels(model, target: TargetImage, *, keep: float = 0.5, min_confiden
     """
     labels, probs = predict(model, ImageSource(target.image), 1.0, device=device, tissue=target.tissue,
                             tissue_step=1.0, tta=True)
+    if layer_prior is not None:
+        labels, _ = apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um))
     conf = np.take_along_axis(probs, labels[None].astype(np.int64), axis=0)[0].astype(np.float32)
     out = np.full(labels.shape, IGNORE, dtype=np.uint8)
     for c in np.unique(labels):
@@ -118,8 +122,8 @@ def _self_train(tuned, data, *, steps: int, lr: float, batch_size: int, crop: in
 
 def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", steps: int = 200, lr: float = 1e-4,
           batch_size: int = 4, crop: int = 128, keep: float = 0.5, min_confidence: float = 0.0,
-          entropy_weight: float = 0.0, adapt_norm: bool = True, seed: int = 0, device: str = "auto",
-          progress: bool = True):
+          entropy_weight: float = 0.0, adapt_norm: bool = True, layer_prior="auto", seed: int = 0,
+          device: str = "auto", progress: bool = True):
     """A copy of ``model`` adapted, without labels, to the look of the given real images.
 
     Parameters
@@ -153,6 +157,11 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", st
         ``pseudo_label``: first re-estimate the BatchNorm statistics on the images (as
         ``"adabn"``), then pseudo-label and self-train with them (default: the better
         of the two on both real sets above).
+    layer_prior
+        ``pseudo_label``: enforce a laminar order on the pseudo-labels (see
+        :func:`topdown.seg.segment`): ``"auto"`` (default) the prior of the model's preset
+        when it declares one, a :class:`~topdown.seg.LayerPrior`, or ``None``. The network
+        then learns the layers where the prior puts them, not where texture alone did.
     seed, device, progress
         Randomness (the result is a function of it), torch device, progress bar.
 
@@ -189,9 +198,11 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", st
         adapt_batchnorm(tuned, [t.image for t in targets], rng, crop=min(crop, side), device=device, n_batches=32)
         record["adapt_norm"] = True
     if method == "pseudo_label":
+        prior = _prior(base, layer_prior)
+        record["layer_prior"] = prior is not None
         record.update(_pseudo_label_run(tuned, targets, rng, steps=steps, lr=lr, batch_size=batch_size, crop=crop,
                                         keep=keep, min_confidence=min_confidence, entropy_weight=entropy_weight,
-                                        device=device, progress=progress))
+                                        device=device, progress=progress, layer_prior=prior))
     tuned.cpu().eval()
     tuned.weights_sha256 = None
     tuned.source = None
@@ -200,12 +211,25 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", st
     return tuned
 
 
+def _prior(model, layer_prior) -> LayerPrior | None:
+    """``adapt``'s ``layer_prior`` argument as a :class:`LayerPrior` (or ``None``)."""
+    if layer_prior is None:
+        return None
+    if isinstance(layer_prior, LayerPrior):
+        layer_prior.check_classes(model.classes)
+        return layer_prior
+    if layer_prior != "auto":
+        raise InputError(f"layer_prior={layer_prior!r} is not allowed; give 'auto', None or a td.seg.LayerPrior")
+    return LayerPrior.for_model(model)
+
+
 def _pseudo_label_run(tuned, targets, rng, *, steps, lr, batch_size, crop, keep, min_confidence, entropy_weight,
-                      device, progress) -> dict:
+                      device, progress, layer_prior=None) -> dict:
     """Pseudo-label the targets with ``tuned`` as it is, then self-train it; the run's record."""
     data = []
     for t in targets:
-        raster = pseudo_labels(tuned, t, keep=keep, min_confidence=min_confidence, device=device)
+        raster = pseudo_labels(tuned, t, keep=keep, min_confidence=min_confidence, device=device,
+                               layer_prior=layer_prior)
         classes = [int(c) for c in np.unique(raster) if c != IGNORE]
         if classes:
             data.append((t.image, raster, classes))
