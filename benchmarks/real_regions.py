@@ -135,7 +135,8 @@ def layer_accuracy(truth: pd.Series, predicted: np.ndarray, label_to_class: dict
 
 
 def score_section(section: Section, model, label_to_class: dict[str, str], *, tta: bool,
-                  device: str, adapt_norm: bool = False, layer_prior: str | None = "auto") -> tuple[dict, object, np.ndarray]:
+                  device: str, adapt_norm: bool = False, layer_prior: str | None = "auto",
+                  orientation: str | None = "auto") -> tuple[dict, object, np.ndarray]:
     """Segment one section and score it; returns the record, the RegionMap and predicted names."""
     from sklearn.metrics import adjusted_rand_score
 
@@ -143,7 +144,8 @@ def score_section(section: Section, model, label_to_class: dict[str, str], *, tt
 
     t0 = time.perf_counter()
     rmap = td.seg.segment(section.image, model, pixel_size_um=section.pixel_size_um, tta=tta,
-                          device=device, probabilities=False, adapt_norm=adapt_norm, layer_prior=layer_prior)
+                          device=device, probabilities=False, adapt_norm=adapt_norm, layer_prior=layer_prior,
+                          orientation=orientation)
     seconds = time.perf_counter() - t0
     names = np.array(["outside", *rmap.classes])[rmap.lookup(section.xy)]
     truth = section.spots["label"].astype(str)
@@ -160,6 +162,7 @@ def score_section(section: Section, model, label_to_class: dict[str, str], *, tt
         "predicted_counts": {str(n): int(c) for n, c in zip(*np.unique(names, return_counts=True), strict=True)},
         "segment_seconds": round(seconds, 2),
         "adapt_norm": adapt_norm, "layer_prior": rmap.meta.get("layer_prior"),
+        "orientation": rmap.meta.get("orientation"),
     }
     return record, rmap, names
 
@@ -226,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="AdaBN on each section's own image when segmenting (unlabelled; default off)")
     ap.add_argument("--layer-prior", choices=("auto", "off"), default="auto",
                     help="enforce the preset's laminar order (default auto)")
+    ap.add_argument("--orientation", choices=("auto", "as-is"), default="auto",
+                    help="upright models: pick the quarter turn the network is most confident of (default auto)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "real_regions")
     args = ap.parse_args(argv)
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         for section in sections:
             record, rmap, predicted = score_section(
                 section, model, label_to_class, tta=args.tta == "on", device=args.device,
-                adapt_norm=args.adapt_norm == "on", layer_prior=None if args.layer_prior == "off" else "auto")
+                adapt_norm=args.adapt_norm == "on", layer_prior=None if args.layer_prior == "off" else "auto",
+                orientation=None if args.orientation == "as-is" else "auto")
             record["model"] = str(args.model or label_map[set_name]["preset"])
             record["adapt"] = args.adapt
             plot_section(section, rmap, predicted, label_to_class, record,

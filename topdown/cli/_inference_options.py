@@ -6,7 +6,7 @@ import argparse
 
 
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--adapt-norm``, ``--tta`` and ``--layer-prior`` (see :func:`topdown.seg.segment`)."""
+    """Add ``--adapt-norm``, ``--tta``, ``--layer-prior`` and ``--orientation`` (see :func:`topdown.seg.segment`)."""
     parser.add_argument("--adapt-norm", action=argparse.BooleanOptionalAction, default=False, dest="adapt_norm",
                         help="test-time adaptation: re-estimate the model's BatchNorm statistics on this image "
                              "first (AdaBN, no labels); try it when the image's colours are far from the "
@@ -18,6 +18,14 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="layered tissue (olfactory bulb, cortex): keep the network's core and surface layers "
                              "and assign those between by laminar depth from the preset's layer thicknesses "
                              "(default: auto, where the model's preset declares a layer order; off: the raw map)")
+    parser.add_argument("--orientation", choices=("as-is", "auto"), default="as-is",
+                        help="auto: for a model trained upright, segment the image's four quarter turns and keep "
+                             "the one the network is most confident of (4x the time); default as-is")
+
+
+def orientation_arg(args: argparse.Namespace) -> str | None:
+    """``--orientation`` as :func:`topdown.seg.segment` takes it."""
+    return "auto" if args.orientation == "auto" else None
 
 
 def layer_prior_arg(args: argparse.Namespace) -> str | None:

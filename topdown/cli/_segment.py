@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._inference_options import add_inference_options, layer_prior_arg
+from ._inference_options import add_inference_options, layer_prior_arg, orientation_arg
 
 EPILOG = """\
 Examples:
@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     rmap = segment(image, args.model, pixel_size_um=args.pixel_size, scalefactors=args.scalefactors,
                    image_kind=args.image_kind, tissue=not args.no_tissue, tile=args.tile,
                    probabilities=False, device=pick_device(args.device), tta=args.tta,
-                   adapt_norm=args.adapt_norm, layer_prior=layer_prior_arg(args), progress=True)
+                   adapt_norm=args.adapt_norm, layer_prior=layer_prior_arg(args), orientation=orientation_arg(args),
+                   progress=True)
     gdf = rmap.to_geodataframe()
     props = {"classes": list(rmap.classes), "downsample": rmap.downsample,
              "map_pixel_size_um": rmap.pixel_size_um, "image_shape": list(rmap.image_shape),

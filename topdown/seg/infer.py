@@ -240,7 +240,7 @@ def _apply_prior(labels: np.ndarray, model, layer_prior) -> tuple[np.ndarray, di
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
             image_kind: str | None = None, tissue: bool = True, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, probabilities: bool = True, device: str = "auto",
-            tta: bool = True, adapt_norm: bool = False, layer_prior="auto",
+            tta: bool = True, adapt_norm: bool = False, layer_prior="auto", orientation: str | None = None,
             progress: bool = False) -> RegionMap:
     """Segment an image into the model's anatomical regions.
 
@@ -300,6 +300,11 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         YAML: olfactory_bulb, cortex_laminar), a :class:`~topdown.seg.LayerPrior` is used
         as given, ``None`` keeps the network's map. What it changed, per region, is in
         ``meta["layer_prior"]`` (large shares flag images that contradict the prior).
+    orientation
+        ``None`` (default): segment the image as it is. ``"auto"``, for a model trained
+        ``upright``: segment the image's four quarter turns and keep the map the network is
+        most confident of, turned back (:mod:`topdown.seg.orient`; four times the time;
+        ``meta["orientation"]`` says which turn won). Free-orientation models need no search.
     progress
         Show a progress bar over tiles.
 
@@ -322,6 +327,14 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     model = load(model, device=device)
     src = open_image(image, background=model.background_value)
     scale = _image_scale(image, src, model, pixel_size_um, scalefactors, image_kind)
+    if orientation not in (None, "auto"):
+        raise InputError(f"orientation={orientation!r} is not allowed; give None (as it is) or 'auto'")
+    if orientation == "auto" and model.orientation == "upright":
+        from .orient import segment_quarter_turns
+
+        return segment_quarter_turns(src, model, scale, dict(
+            tissue=tissue, tile=tile, overlap=overlap, batch_size=batch_size, probabilities=probabilities,
+            device=device, tta=tta, adapt_norm=adapt_norm, layer_prior=layer_prior, progress=progress))
     factor, img_px = scale.per_pixel("map"), scale.um  # map pixels and µm per image pixel
     H, W = map_shape(src.shape, factor)
     if max(H, W) > 200_000 or H * W > 2_000_000_000:
