@@ -12,6 +12,13 @@ Data: ``<set>/<section>/{image.*, spots.csv, meta.json}`` and ``label_map.json``
 ``--data`` (default ``$TOPDOWN_REAL_DEV`` or ``../shared/data/real_dev`` beside the
 repository). The labels are used for **scoring only** (see that folder's README).
 
+What it runs, by default, is the zero-label recipe a user runs on their own sections:
+``td.seg.adapt`` on all of the set's images (AdaBN + confident pseudo-labels, no labels;
+``--adapt off|adabn``), then ``td.seg.segment`` with the preset's layer prior
+(``--layer-prior off``) and, for upright models, the orientation search
+(``--orientation as-is``). ``--adapt off --layer-prior off --orientation as-is`` is the
+plain shipped model.
+
 Per section, in one run:
 
 - ``ari``: adjusted Rand index between the expert labels and the region each spot's
