@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .nucleus_target import BIN_CENTRES, NUCLEUS_CLASSES, intensity_range, normalise, to_grey
+from .nucleus_target import (
+    BIN_CENTRES,
+    NUCLEUS_CLASSES,
+    intensity_range,
+    normalise,
+    nuclear_signal,
+    to_grey,
+)
 
 #: the shipped DAPI nucleus model
 DEFAULT_MODEL = "nuclei_dapi"
@@ -213,10 +220,8 @@ def _prepare(image, model) -> tuple[np.ndarray, str]:
 
     src = open_image(image, background=model.background_value)
     rgb = src.read(0, src.shape[0], 0, src.shape[1])
-    grey = to_grey(rgb)
-    check_modality(grey, rgb if rgb.ndim == 3 else None, model.modality)
-    if model.modality == "he":
-        grey = 255.0 - grey
+    check_modality(to_grey(rgb), rgb if rgb.ndim == 3 else None, model.modality)
+    grey = nuclear_signal(rgb, model.modality)
     lo, hi = intensity_range(grey)
     if not hi - lo > 1e-3 * max(abs(hi), 1.0) or hi - lo < 4.0 and grey.max() <= 255:
         raise InputError(f"the image {src.name} is blank (grey levels {lo:g}-{hi:g}); nothing to segment.")

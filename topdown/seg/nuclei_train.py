@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .nucleus_target import NUCLEUS_CLASSES, intensity_range, normalise, nucleus_target, to_grey
+from .nucleus_target import (
+    NUCLEUS_CLASSES,
+    intensity_range,
+    normalise,
+    nuclear_signal,
+    nucleus_target,
+)
 
 
 def load_frames(path, indices=None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], float, str]:
@@ -30,21 +36,38 @@ def load_frames(path, indices=None) -> tuple[np.ndarray, np.ndarray, list[np.nda
     imgs, targets, ids_all = [], [], []
     for i in idx:
         image, _, ids, _ = ds[int(i)]
-        grey = to_grey(image)
-        if ds.modality == "he":
-            grey = 255.0 - grey  # hematoxylin: dark nuclei on light ground
+        grey = nuclear_signal(image, ds.modality)
         imgs.append(normalise(grey, intensity_range(grey)))
         targets.append(nucleus_target(ids))
         ids_all.append(ids)
     return np.stack(imgs), np.stack(targets), ids_all, float(ds.pixel_size_um), str(ds.modality)
 
 
+def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, lo: float) -> np.ndarray:
+    """A smooth random field in ``[lo, 1]`` (uneven staining / illumination)."""
+    from .resample import resample_array
+
+    g = rng.random((4, 4)).astype(np.float32)
+    f = resample_array(g, max(shape) / 4.0)[:shape[0], :shape[1]]
+    return (lo + (1.0 - lo) * (f - f.min()) / max(float(f.max() - f.min()), 1e-6)).astype(np.float32)
+
+
 def jitter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Photometric augmentation of a float [0, 1] grey crop (gain, gamma, offset, blur, noise)."""
+    """Photometric augmentation of a float [0, 1] grey crop, towards real fluorescence sections.
+
+    Uneven brightness (a smooth field down to 0.25: dim nuclei), focus (Gaussian blur),
+    out-of-focus glow (a wide blur of the image added back: nuclei above and below the
+    focal plane of a thick section), re-stretch, gamma, gain, offset and noise.
+    """
     from scipy import ndimage
 
+    if rng.random() < 0.5:
+        x = x * _smooth_field(x.shape, rng, float(rng.uniform(0.25, 0.8)))
     if rng.random() < 0.6:
         x = ndimage.gaussian_filter(x, float(rng.uniform(0.3, 2.5)))
+    if rng.random() < 0.5:
+        x = x + float(rng.uniform(0.2, 1.5)) * ndimage.gaussian_filter(x, float(rng.uniform(4.0, 20.0)))
+        x = x / max(float(np.percentile(x, 99.8)), 1e-3)
     x = np.clip(x, 0, 1) ** float(np.exp(rng.uniform(-0.5, 0.5)))
     x = x * float(rng.uniform(0.5, 1.3)) + float(rng.uniform(0.0, 0.12))
     x = x + rng.normal(0.0, float(rng.uniform(0.0, 0.05)), x.shape)
@@ -78,7 +101,7 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
 def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int = 128,
                  widths: tuple[int, ...] = (16, 32, 64, 128), lr: float = 3e-3, seed: int = 0,
                  val_fraction: float = 0.1, save_every: int = 200, name: str = "nuclei_dapi",
-                 log=print):
+                 init=None, log=print):
     """Train a nucleus model on a simulated dataset and save it to ``out``.
 
     Parameters
@@ -94,6 +117,8 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         Frames held out (never trained on); their indices go into ``train_config``.
     save_every, name, log
         Checkpoint interval, model name, progress printer.
+    init
+        A nucleus checkpoint to start from (fine-tuning) instead of random weights.
 
     Returns
     -------
@@ -122,6 +147,11 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
            "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True}}
     model = SegModel(list(NUCLEUS_CLASSES), pixel_size_um=px, modality=modality, widths=tuple(widths),
                      name=name, seed=seed, train_config=cfg)
+    if init is not None:
+        from .checkpoint import load
+
+        model.load_state_dict(load(init, kind="nuclei").state_dict())
+        cfg["init"] = str(init)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     model.train()
     losses, t0 = [], time.time()
@@ -147,8 +177,11 @@ def _main() -> None:  # pragma: no cover - used by the background training run
 
     torch.set_num_threads(1)
     data, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    init = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
+    name = sys.argv[5] if len(sys.argv) > 5 else "nuclei_dapi"
+    lr = float(sys.argv[6]) if len(sys.argv) > 6 else 3e-3
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    train_nuclei(data, out, steps=steps, log=lambda s: print(s, flush=True))
+    train_nuclei(data, out, steps=steps, init=init, name=name, lr=lr, log=lambda s: print(s, flush=True))
 
 
 if __name__ == "__main__":  # pragma: no cover
