@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE", help="image file (PNG, JPEG, TIFF)")
     p.add_argument("--model", default="nuclei_dapi", metavar="NAME|PATH",
                    help="shipped nucleus model name or checkpoint (default nuclei_dapi)")
-    p.add_argument("--pixel-size", type=float, required=True, metavar="UM", dest="pixel_size",
+    p.add_argument("--pixel-size", type=float, default=None, metavar="UM", dest="pixel_size",
                    help="micrometres per image pixel (required)")
     p.add_argument("--out", required=True, metavar="nuclei.csv", help="output table (CSV)")
     p.add_argument("--geojson", default=None, metavar="nuclei.geojson", help="also write the outlines")
@@ -44,10 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
     from .._files import atomic_path, existing_path, output_files
     from .._image import read_image
+    from ..errors import InputError
     from ..seg.checkpoint import files_of
     from ..seg.nuclei_infer import nuclei
 
     image = existing_path(args.image, "image")
+    if args.pixel_size is None:
+        raise InputError("--pixel-size UM (micrometres per image pixel) is required: the nucleus model "
+                         "works at a fixed pixel size and the image is resampled to it.")
     paths = output_files({"--out": (args.out, "csv"), "--geojson": (args.geojson, None),
                           "--labels": (args.labels, None), "--overlay": (args.overlay, "figure")},
                          inputs=(image, *files_of(args.model)))

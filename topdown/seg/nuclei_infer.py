@@ -178,30 +178,31 @@ def _block_instances(probs: np.ndarray, **kw) -> np.ndarray:
     return out
 
 
-def check_modality(grey: np.ndarray, rgb: np.ndarray | None, modality: str) -> None:
-    """Refuse an image of the other modality: fluorescence (dark ground) vs. brightfield (light ground).
+def check_modality(grey: np.ndarray, full_scale: float, modality: str) -> None:
+    """Refuse an image of the other modality: fluorescence has a dark ground, brightfield a light one.
+
+    The ground is the median grey level (channel maximum); it is light above 45 % of
+    ``full_scale`` (255 for uint8, the dtype's maximum for other integers, the image's
+    maximum for floats).
 
     Examples
     --------
-    >>> check_modality(np.full((50, 50), 240.0), None, "dapi")
+    >>> check_modality(np.full((50, 50), 240.0), 255.0, "dapi")
     Traceback (most recent call last):
     ...
     topdown.errors.InputError: the image looks like a brightfield (H&E) image ...
     """
-    lo, hi = intensity_range(grey, lo=5.0, hi=95.0)
-    ground = float(np.median(grey[:: max(1, grey.shape[0] // 512), :: max(1, grey.shape[1] // 512)]))
-    top = max(hi, 1e-6)
-    colour = 0.0
-    if rgb is not None:
-        s = rgb[:: max(1, rgb.shape[0] // 256), :: max(1, rgb.shape[1] // 256), :3].astype(np.float32)
-        colour = float(np.median(s.max(axis=2) - s.min(axis=2))) / max(float(s.max()), 1e-6)
-    bright = ground > 0.5 * top and lo > 0.35 * top
-    if modality == "dapi" and (bright or colour > 0.15):
-        raise InputError("the image looks like a brightfield (H&E) image (light or coloured ground ...) but the "
-                         "model is a DAPI model; give a DAPI / nuclear-stain fluorescence image or an H&E model.")
-    if modality == "he" and not bright:
-        raise InputError("the image looks like a fluorescence image (dark ground) but the model is an H&E model; "
-                         "give a brightfield H&E image or a DAPI model (model='nuclei_dapi').")
+    step = max(1, int(np.sqrt(grey.size / 1e6)))
+    ground = float(np.median(grey[::step, ::step]))
+    light = ground > 0.45 * full_scale
+    if modality == "dapi" and light:
+        raise InputError(f"the image looks like a brightfield (H&E) image (light ground, median {ground:g} of "
+                         f"{full_scale:g}) but the model is a DAPI model; give a DAPI / nuclear-stain "
+                         "fluorescence image or use an H&E nucleus model.")
+    if modality == "he" and not light:
+        raise InputError(f"the image looks like a fluorescence image (dark ground, median {ground:g} of "
+                         f"{full_scale:g}) but the model is an H&E model; give a brightfield H&E image or "
+                         "use model='nuclei_dapi'.")
 
 
 def _load_nucleus_model(model, device: str):
@@ -214,17 +215,26 @@ def _load_nucleus_model(model, device: str):
     return model
 
 
+def _noise_sd(grey: np.ndarray) -> float:
+    """Pixel noise (robust SD of neighbour differences / sqrt 2) of a subsample."""
+    step = max(1, int(np.sqrt(grey.size / 4e6)))
+    g = np.asarray(grey[::step], dtype=np.float32)
+    d = np.diff(g, axis=1).ravel()
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)) if d.size else 0.0
+
+
 def _prepare(image, model) -> tuple[np.ndarray, str]:
     """The image as a normalised uint8 grey array (nuclei bright), after the bad-input checks."""
     from .image import open_image
 
     src = open_image(image, background=model.background_value)
     rgb = src.read(0, src.shape[0], 0, src.shape[1])
-    check_modality(to_grey(rgb), rgb if rgb.ndim == 3 else None, model.modality)
+    check_modality(to_grey(rgb), 255.0, model.modality)  # read() gives uint8 (other dtypes: robust range)
     grey = nuclear_signal(rgb, model.modality)
     lo, hi = intensity_range(grey)
-    if not hi - lo > 1e-3 * max(abs(hi), 1.0) or hi - lo < 4.0 and grey.max() <= 255:
-        raise InputError(f"the image {src.name} is blank (grey levels {lo:g}-{hi:g}); nothing to segment.")
+    if hi - lo <= 1e-3 * max(abs(hi), 1.0) or hi - float(np.median(grey)) < 6.0 * _noise_sd(grey):
+        raise InputError(f"the image {src.name} is blank (grey levels {lo:g}-{hi:g}, nothing brighter than its "
+                         "noise); nothing to segment.")
     return normalise(grey, (lo, hi)), src.name
 
 
