@@ -80,6 +80,10 @@ def test_scores():
     t[1:5, 1:5], t[6:9, 6:9] = 1, 2
     m = td.seg.match_instances(t, t * 3)
     assert m["f1"] == 1.0 and m["mean_iou"] == 1.0
+    p = t.copy()
+    p[p == 2] = 0  # the small object (9 px) missed ...
+    assert td.seg.match_instances(t, p)["recall"] == 0.5
+    assert td.seg.match_instances(t, p, ignore_smaller=10)["f1"] == 1.0  # ... is left out when too small
     import shapely
 
     s = td.seg.centroid_scores(np.array([[1.0, 1.0], [1.5, 1.5], [4.0, 1.0]]),

@@ -18,7 +18,13 @@ def _outline_rgb(image: np.ndarray, labels: np.ndarray, color: tuple[float, floa
     lo, hi = np.percentile(a[:: max(1, a.shape[0] // 512), :: max(1, a.shape[1] // 512)], [1, 99.8])
     g = np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
     rgb = np.repeat(g[..., None], 3, axis=2)
-    rgb[find_boundaries(labels, mode="inner")] = color
+    edge = find_boundaries(labels, mode="inner")
+    width = max(1, round(max(labels.shape) / 1200))  # outlines stay visible on a large image
+    if width > 1:
+        from scipy import ndimage
+
+        edge = ndimage.binary_dilation(edge, iterations=width - 1) & (labels > 0)
+    rgb[edge] = color
     return rgb
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def match_instances(true: np.ndarray, pred: np.ndarray, iou: float = 0.5) -> dict[str, float]:
+def match_instances(true: np.ndarray, pred: np.ndarray, iou: float = 0.5, *,
+                    ignore_smaller: int = 0) -> dict[str, float]:
     """Precision, recall, F1 at ``iou`` and mean IoU of matched objects, for two instance images.
 
     With ``iou >= 0.5`` each object has at most one match, so pairs above the threshold
@@ -18,6 +19,9 @@ def match_instances(true: np.ndarray, pred: np.ndarray, iou: float = 0.5) -> dic
         Integer instance images of one shape (0 = background).
     iou
         Match threshold (>= 0.5).
+    ignore_smaller
+        True objects of fewer pixels are left out (slivers of nuclei cut by the frame edge or
+        hidden under others), and so are the predictions lying mostly (>= half their area) on them.
 
     Examples
     --------
@@ -41,8 +45,11 @@ def match_instances(true: np.ndarray, pred: np.ndarray, iou: float = 0.5) -> dic
     union = at[:, None] + ap[None, :] - inter
     ious = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     tz, pz = t_ids != 0, p_ids != 0
-    ious = ious[tz][:, pz]
-    n_true, n_pred = int(tz.sum()), int(pz.sum())
+    keep_t = tz & (at >= ignore_smaller)
+    on_ignored = inter[tz & ~keep_t].sum(0) >= 0.5 * np.maximum(ap, 1)
+    keep_p = pz & ~on_ignored
+    ious = ious[keep_t][:, keep_p]
+    n_true, n_pred = int(keep_t.sum()), int(keep_p.sum())
     tp = int((ious > iou).sum()) if ious.size else 0
     best = ious.max(axis=1) if ious.size else np.zeros(n_true)
     prec = tp / n_pred if n_pred else float(n_true == 0)

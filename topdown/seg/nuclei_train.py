@@ -146,7 +146,7 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     cfg = {"task": "nuclei", "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
            "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True}}
     model = SegModel(list(NUCLEUS_CLASSES), pixel_size_um=px, modality=modality, widths=tuple(widths),
-                     name=name, seed=seed, train_config=cfg)
+                     name=name, seed=seed, train_config=cfg, spec_hash=SimDataset(data).info.get("spec_hash"))
     if init is not None:
         from .checkpoint import load
 
