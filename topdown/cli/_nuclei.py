@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--geojson", default=None, metavar="nuclei.geojson", help="also write the outlines")
     p.add_argument("--labels", default=None, metavar="labels.tif", help="also write the instance image (TIFF)")
     p.add_argument("--overlay", default=None, metavar="overlay.png", help="also write an overlay figure")
-    p.add_argument("--tile", type=int, default=512, metavar="PX", help="tile side in model pixels (default 512)")
+    p.add_argument("--tile", type=int, default=1024, metavar="PX", help="tile side in model pixels (default 1024)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="default auto: cuda when available, else cpu")
     p.set_defaults(func=run)

@@ -257,8 +257,8 @@ def _to_image(lab_map: np.ndarray, shape: tuple[int, int], factor: float) -> np.
     return lab_map[rows][:, cols]
 
 
-def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None, *, tile: int = 512,
-           overlap: int = 64, fg_threshold: float = 0.5, seed_level: float = 0.5, min_area_um2: float = 6.0,
+def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None, *, tile: int = 1024,
+           overlap: int = 32, fg_threshold: float = 0.5, seed_level: float = 0.5, min_area_um2: float = 6.0,
            tta: bool = False, device: str = "auto") -> Nuclei:
     """Find nuclei (instances) in a DAPI (or, with an H&E nucleus model, H&E) image.
 
