@@ -52,6 +52,22 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, lo: float) -
     return (lo + (1.0 - lo) * (f - f.min()) / max(float(f.max() - f.min()), 1e-6)).astype(np.float32)
 
 
+def chromatin(x: np.ndarray, inside: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Texture nuclei like real ones: a dimmer nucleoplasm with bright heterochromatin foci
+    (mouse chromocentres, 0.5-1.5 µm) scattered inside each nucleus (``inside``: nucleus pixels)."""
+    from scipy import ndimage
+
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        return x
+    spots = np.zeros(x.shape, np.float32)
+    spots.flat[rng.choice(idx, max(1, int(idx.size / rng.uniform(30.0, 120.0))))] = 1.0
+    spots = ndimage.gaussian_filter(spots, float(rng.uniform(0.8, 2.2)))
+    spots /= max(float(spots.max()), 1e-6)
+    base = float(rng.uniform(0.35, 0.9))
+    return np.where(inside, x * base + float(rng.uniform(0.3, 0.9)) * spots * x.max(), x).astype(np.float32)
+
+
 def jitter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Photometric augmentation of a float [0, 1] grey crop, towards real fluorescence sections.
 
@@ -92,7 +108,10 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
         x, y = np.rot90(x, k), np.rot90(y, k)
         if flip:
             x, y = x[:, ::-1], y[:, ::-1]
-        xs.append(jitter(x.astype(np.float32) / 255.0, rng))
+        x = x.astype(np.float32) / 255.0
+        if rng.random() < 0.6:
+            x = chromatin(x, y > 0, rng)
+        xs.append(jitter(x, rng))
         ys.append(np.ascontiguousarray(y))
     x = torch.from_numpy(np.stack(xs))[:, None].expand(-1, 3, -1, -1).contiguous()
     return x, torch.from_numpy(np.stack(ys).astype(np.int64))
