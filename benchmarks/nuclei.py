@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -175,20 +174,32 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0) -> dict
 
 def _speed_child(model: str, pixel_size: float) -> None:
     import torch
+    from PIL import Image
 
     import topdown as td
 
     torch.set_num_threads(2)
-    img, _, _ = real_crop()
+    img = np.asarray(Image.open(CROP / "images" / "mini_dataset_dapi_z0.jpg"))
     grey = img if img.ndim == 2 else img.max(axis=2)
     big = np.tile(grey, (2, 2))[:4096, :4096]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    td.seg.nuclei(big[:256, :256], model, pixel_size_um=pixel_size, device="cpu")  # imports, weights
+    base = _vm("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (VmHWM) to the current RSS
     t = time.time()
     res = td.seg.nuclei(big, model, pixel_size_um=pixel_size, device="cpu")
     dt = time.time() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"pixel_size_um": pixel_size, "seconds": dt, "peak_rss_mb": peak / 1024,
-                      "rss_before_mb": base / 1024, "n_nuclei": len(res)}))
+    print(json.dumps({"pixel_size_um": pixel_size, "image": list(big.shape), "seconds": dt,
+                      "peak_rss_mb": _vm("VmHWM"), "rss_before_mb": base,
+                      "peak_above_before_mb": _vm("VmHWM") - base, "n_nuclei": len(res),
+                      "load_average_1min": os.getloadavg()[0]}))
+
+
+def _vm(key: str) -> float:
+    """A ``/proc/self/status`` memory field in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def bench_speed(model: str) -> list[dict]:
