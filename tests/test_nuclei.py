@@ -131,6 +131,8 @@ def test_nucleus_weights_are_kept_apart_from_region_models():
     assert "nuclei_dapi" not in td.seg.available_models()
     with pytest.raises(InputError, match="kind"):
         td.seg.available_models("cells")
+    with pytest.raises(InputError, match="shipped nuclei model"):
+        td.seg.load("nuclei_dapi")  # a region-model call gets told where it is
 
 
 def _visium_like(img: np.ndarray):

@@ -173,6 +173,11 @@ def resolve(name_or_path: str | os.PathLike, kind: str = "regions") -> Path:
     if shipped.is_file():
         return shipped
     avail = available_models(kind)
+    other = [k for k, d in KIND_DIRS.items() if k != kind and (d / f"{name}.safetensors").is_file()]
+    if other:
+        raise InputError(f"'{name}' is a shipped {other[0]} model, not a {kind} model: load it with "
+                         f"kind='{other[0]}'" + (" or use td.seg.nuclei(image, model=...)." if other[0] == "nuclei"
+                                                 else "."))
     looks_like_path = os.sep in name or "/" in name or p.suffix in (".pt", ".safetensors", ".pth")
     if looks_like_path:
         raise DataFileError(f"model file not found: '{p}'. Check the path, or use a shipped model: "
