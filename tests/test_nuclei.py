@@ -200,3 +200,18 @@ def test_density_test_finds_cell_loss_with_replicates():
     assert res.loc["cortex", "padj"] > 0.05
     with pytest.raises(InputError, match="biological samples"):
         td.tl.nuclei_density_test(t[t["sample"].isin(["healthy0", "pathological0"])], reference="healthy")
+
+
+def test_he_model_finds_nuclei_and_refuses_dapi():
+    if "nuclei_he" not in td.seg.available_models("nuclei"):
+        pytest.skip("no shipped H&E nucleus weights in this checkout")
+    from scipy import ndimage
+
+    img, ids = _discs(n=10, seed=5)
+    he = np.stack([ndimage.gaussian_filter(np.where(ids > 0, n, g).astype(np.float32), 1.2)
+                   for g, n in zip((235, 200, 225), (90, 60, 160), strict=True)], axis=-1)
+    he = np.clip(he + np.random.default_rng(0).normal(0, 3, he.shape), 0, 255).astype(np.uint8)
+    res = td.seg.nuclei(he, "nuclei_he", pixel_size_um=PX, device="cpu")
+    assert td.seg.match_instances(ids, res.labels)["f1"] >= 0.9
+    with pytest.raises(InputError, match="fluorescence"):
+        td.seg.nuclei(img, "nuclei_he", pixel_size_um=PX)
