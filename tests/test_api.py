@@ -18,16 +18,18 @@ API = {
             "region_mask", "nuclei_mask", "render_section", "apply_artefacts", "calibrate", "measure_image",
             "CalibrationReport"],
     "seg": ["train", "TrainPlan", "load", "segment", "evaluate", "finetune", "adapt", "LayerPrior",
-            "apply_layer_prior", "RegionMap", "SegModel", "available_models"],
+            "apply_layer_prior", "RegionMap", "SegModel", "available_models", "nuclei", "Nuclei",
+            "train_nuclei", "match_instances", "centroid_scores"],
     "io": ["read_visium", "read_merscope", "read_cells", "write_annotated", "read_annotated",
            "to_spatialdata", "write_geojson", "read_geojson", "read_geojson_regions", "to_napari_shapes",
            "read_giotto_visium", "read_giotto_merscope", "read_xenium", "read_visium_hd", "read_cosmx", "from_spatialdata"],
-    "tl": ["segment_regions", "assign_regions", "assign_points", "pseudobulk", "region_de"],
-    "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts"],
+    "tl": ["segment_regions", "assign_regions", "assign_points", "pseudobulk", "region_de", "segment_nuclei",
+           "nuclei_density_test"],
+    "pl": ["regions", "region_de", "region_de_heatmap", "region_de_counts", "nuclei"],
     "datasets": ["list", "fetch", "demo", "manifest"],
     "get": ["regions", "region_de_df", "SpatialLayout", "spatial_coords", "library_column", "spatial_libraries",
             "resolve_libraries", "scalefactors", "pick_image", "fullres_um_per_px", "technology", "affine_matrix",
-            "StoredRegions", "load_store", "store_entry"],
+            "StoredRegions", "load_store", "store_entry", "nuclei", "nuclei_per_region"],
 }
 
 

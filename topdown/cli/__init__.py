@@ -18,6 +18,7 @@ COMMANDS = {
     "simulate": "._simulate",
     "train": "._train",
     "segment": "._segment",
+    "nuclei": "._nuclei",
     "adapt": "._adapt",
     "annotate": "._annotate",
     "de": "._de",

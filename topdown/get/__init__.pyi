@@ -10,6 +10,8 @@ from ._library import scalefactors as scalefactors
 from ._library import spatial_coords as spatial_coords
 from ._library import spatial_libraries as spatial_libraries
 from ._library import technology as technology
+from ._nuclei_store import nuclei as nuclei
+from ._nuclei_store import nuclei_per_region as nuclei_per_region
 from ._regions_store import StoredRegions as StoredRegions
 from ._regions_store import load_store as load_store
 from ._regions_store import store_entry as store_entry

@@ -12,4 +12,9 @@ from .infer import segment as segment
 from .layers import LayerPrior as LayerPrior
 from .layers import apply_layer_prior as apply_layer_prior
 from .model import SegModel as SegModel
+from .nuclei_infer import Nuclei as Nuclei
+from .nuclei_infer import nuclei as nuclei
+from .nuclei_metrics import centroid_scores as centroid_scores
+from .nuclei_metrics import match_instances as match_instances
+from .nuclei_train import train_nuclei as train_nuclei
 from .regionmap import RegionMap as RegionMap

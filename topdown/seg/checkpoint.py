@@ -23,22 +23,39 @@ from ..errors import DataFileError, InputError
 from .model import SegModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: shipped weights per model kind: region models at the top, nucleus models in ``nuclei/``
+KIND_DIRS = {"regions": WEIGHTS_DIR, "nuclei": WEIGHTS_DIR / "nuclei"}
 _KEY = "topdown"
 FORMAT = "topdown.segmodel"
 
 
-def available_models() -> list[str]:
-    """Names of the shipped pretrained models.
+def _kind_dir(kind: str) -> Path:
+    if kind not in KIND_DIRS:
+        raise InputError(f"kind must be one of {sorted(KIND_DIRS)}, got {kind!r}")
+    return KIND_DIRS[kind]
+
+
+def available_models(kind: str = "regions") -> list[str]:
+    """Names of the shipped pretrained models of one kind.
+
+    Parameters
+    ----------
+    kind
+        ``"regions"`` (anatomical region models, :func:`topdown.seg.segment`) or ``"nuclei"``
+        (nucleus instance models, :func:`topdown.seg.nuclei`).
 
     Examples
     --------
     >>> import topdown as td
     >>> isinstance(td.seg.available_models(), list)
     True
+    >>> "nuclei_dapi" in td.seg.available_models("nuclei")
+    True
     """
-    if not WEIGHTS_DIR.is_dir():
+    folder = _kind_dir(kind)
+    if not folder.is_dir():
         return []
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if not p.name.endswith(".state.safetensors"))
+    return sorted(p.stem for p in folder.glob("*.safetensors") if not p.name.endswith(".state.safetensors"))
 
 
 def sidecar_json(path: str | os.PathLike) -> Path:
@@ -144,18 +161,23 @@ def _read(path: Path) -> tuple[dict, dict]:
     return cfg, tensors
 
 
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """Path of a checkpoint given a shipped model name or a file path."""
+def resolve(name_or_path: str | os.PathLike, kind: str = "regions") -> Path:
+    """Path of a checkpoint given a shipped model name (of ``kind``) or a file path."""
     p = Path(name_or_path).expanduser()
     if p.is_file():
         return p
     if p.exists():
         raise DataFileError(f"model '{p}' is a folder; give the checkpoint file (e.g. model.pt).")
     name = str(name_or_path)
-    shipped = WEIGHTS_DIR / f"{name}.safetensors"
+    shipped = _kind_dir(kind) / f"{name}.safetensors"
     if shipped.is_file():
         return shipped
-    avail = available_models()
+    avail = available_models(kind)
+    other = [k for k, d in KIND_DIRS.items() if k != kind and (d / f"{name}.safetensors").is_file()]
+    if other:
+        raise InputError(f"'{name}' is a shipped {other[0]} model, not a {kind} model: load it with "
+                         f"kind='{other[0]}'" + (" or use td.seg.nuclei(image, model=...)." if other[0] == "nuclei"
+                                                 else "."))
     looks_like_path = os.sep in name or "/" in name or p.suffix in (".pt", ".safetensors", ".pth")
     if looks_like_path:
         raise DataFileError(f"model file not found: '{p}'. Check the path, or use a shipped model: "
@@ -164,7 +186,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
                      f"Available: {', '.join(avail) or '(none installed yet)'}; or give a checkpoint path.")
 
 
-def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: str = "cpu") -> SegModel:
+def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: str = "cpu",
+         kind: str = "regions") -> SegModel:
     """Load a shipped model by name, or a checkpoint by path.
 
     Parameters
@@ -177,6 +200,9 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
         :class:`~topdown.errors.InputError` naming both lists.
     device
         Torch device to put the model on (``"auto"``: CUDA when available, else CPU).
+    kind
+        Where shipped names are looked up: ``"regions"`` or ``"nuclei"`` (see
+        :func:`available_models`); paths are loaded whatever the kind.
 
     Examples
     --------
@@ -187,7 +213,7 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
     if isinstance(name_or_path, SegModel):
         model = name_or_path
     else:
-        path = resolve(name_or_path)
+        path = resolve(name_or_path, kind)
         cfg, tensors = _read(path)
         if cfg.get("format") != FORMAT:
             raise DataFileError(f"'{path}' is a safetensors file but not a topdown SegModel checkpoint.")

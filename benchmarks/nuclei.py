@@ -1,0 +1,248 @@
+"""Benchmark the nucleus model: simulated held-out frames, the real MERFISH DAPI crop, speed.
+
+Run by hand (not a test)::
+
+    python benchmarks/nuclei.py                        # shipped nuclei_dapi, all parts
+    python benchmarks/nuclei.py --model m.pt --skip-speed --json out.json
+
+* simulated held-out frames: the model's ``train_config['val_frames']`` of its training
+  dataset (never trained on), or ``--sim DIR`` (all frames): precision / recall / F1 at IoU
+  0.5 and mean per-object IoU (each true nucleus's best IoU, 0 when missed), pooled over frames.
+* real: ``merfish_mouse_brain_mini`` z0 DAPI (0.109 µm/px) against Vizgen's 498 cell
+  polygons: a cell is found when exactly one detected centroid lies in it (precision =
+  found / detections, recall = found / cells). The polygons are used for scoring only.
+  Beside the model: Otsu + distance-transform watershed (skimage, below) and squidpy's
+  ``sq.im.segment(method="watershed")`` with its defaults (when importable).
+* speed: ``td.seg.nuclei`` on a 4096 x 4096 image (tiles of the real crop) at 0.4 µm/px
+  (the model's own pixel size: 16.8 M network pixels) and at 0.109 µm/px (MERFISH: resampled
+  to 1.1 k x 1.1 k), each in a fresh process with 2 torch threads; wall time and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CROP = Path(os.environ.get("TOPDOWN_SHARED_DATA", "/work/shared/data")) / "merfish_mouse_brain_mini"
+
+
+def otsu_watershed(grey: np.ndarray, pixel_size_um: float) -> np.ndarray:
+    """Classical baseline: Gaussian smoothing, Otsu threshold, distance-transform peaks as
+    watershed seeds (min. distance ~ 4 µm), small objects (< 10 µm²) removed."""
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+    from skimage.filters import gaussian, threshold_otsu
+    from skimage.segmentation import watershed
+
+    sm = gaussian(grey.astype(np.float32), sigma=max(1.0, 0.5 / pixel_size_um))
+    fg = sm > threshold_otsu(sm)
+    fg = ndimage.binary_opening(fg, iterations=2)
+    dist = ndimage.distance_transform_edt(fg)
+    comp, _ = ndimage.label(fg)
+    peaks = peak_local_max(dist, min_distance=max(2, int(4.0 / pixel_size_um / 2)), labels=comp, exclude_border=False)
+    seeds = np.zeros(fg.shape, np.int32)
+    seeds[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    lab = watershed(-dist, seeds, mask=fg)
+    area = np.bincount(lab.ravel())
+    lab[(area < 10.0 / pixel_size_um ** 2)[lab] & (lab > 0)] = 0
+    return lab
+
+
+def centroids_of(lab: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` x, y centroids of the objects of an instance image."""
+    from scipy import ndimage
+
+    ids = np.unique(lab)
+    ids = ids[ids > 0]
+    cen = np.asarray(ndimage.center_of_mass(lab > 0, lab, ids)).reshape(-1, 2)
+    return cen[:, ::-1]
+
+
+def real_crop() -> tuple[np.ndarray, float, list]:
+    """The z0 DAPI image, its µm/px and the cell polygons in image pixels."""
+    import pandas as pd
+    import shapely
+    from PIL import Image
+
+    img = np.asarray(Image.open(CROP / "images" / "mini_dataset_dapi_z0.jpg"))
+    ext = json.loads((CROP / "image_extent.json").read_text())
+    h, w = img.shape[:2]
+    sx, sy = w / (ext["xmax"] - ext["xmin"]), h / (ext["ymax"] - ext["ymin"])
+    df = pd.read_csv(CROP / "cell_boundaries" / "z0_polygons.gz")
+    polys = []
+    for _, g in df.groupby("poly_ID", sort=False):
+        xy = np.c_[(g["x"].to_numpy() - ext["xmin"]) * sx, (ext["ymax"] - g["y"].to_numpy()) * sy]
+        if len(xy) >= 3:
+            polys.append(shapely.make_valid(shapely.Polygon(xy)))
+    return img, float(0.5 * (1 / sx + 1 / sy)), polys
+
+
+def squidpy_watershed(img: np.ndarray) -> np.ndarray | None:
+    """``sq.im.segment(method="watershed")`` with its defaults, or ``None`` when squidpy is missing."""
+    try:
+        import squidpy as sq
+    except Exception:
+        return None
+    ic = sq.im.ImageContainer(img[..., None] if img.ndim == 2 else img, layer="image")
+    sq.im.segment(ic, layer="image", method="watershed")
+    return np.asarray(ic["segmented_watershed"]).squeeze()
+
+
+def bench_real(model, out_png: Path | None) -> dict:
+    import topdown as td
+
+    img, px, polys = real_crop()
+    grey = img if img.ndim == 2 else img.max(axis=2)
+    rows = {}
+    t = time.time()
+    res = td.seg.nuclei(img, model, pixel_size_um=px, device="cpu")
+    rows["topdown nuclei"] = {**td.seg.centroid_scores(res.table[["x", "y"]].to_numpy(), polys),
+                              "seconds": time.time() - t}
+    t = time.time()
+    rows["Otsu + distance watershed"] = {**td.seg.centroid_scores(centroids_of(otsu_watershed(grey, px)), polys),
+                                         "seconds": time.time() - t}
+    t = time.time()
+    sq_lab = squidpy_watershed(grey)
+    if sq_lab is not None:
+        rows["squidpy watershed (defaults)"] = {**td.seg.centroid_scores(centroids_of(sq_lab), polys),
+                                                "seconds": time.time() - t}
+    if out_png is not None:
+        overlay(img, res, polys, out_png)
+    return {"pixel_size_um": px, "n_cells": len(polys), "methods": rows}
+
+
+def overlay(img: np.ndarray, res, polys, path: Path) -> None:
+    """The real crop with Vizgen's cell polygons (cyan) and the nuclei found (yellow outlines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import topdown as td
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(16, 8))
+    for ax, (r0, c0, s) in zip(axes, [(0, 0, img.shape[0]), (1500, 1500, 900)], strict=True):
+        sub = img[r0:r0 + s, c0:c0 + s]
+        td.pl.nuclei(sub, res.labels[r0:r0 + s, c0:c0 + s], ax=ax, show=False, title="")
+        for p in polys:
+            x, y = p.exterior.xy if hasattr(p, "exterior") else ([], [])
+            ax.plot(np.asarray(x) - c0, np.asarray(y) - r0, color="#27d3ff", lw=0.5 if s > 2000 else 1.0)
+        ax.set_xlim(0, sub.shape[1])
+        ax.set_ylim(sub.shape[0], 0)
+    axes[0].set_title(f"MERFISH DAPI z0: {len(res)} nuclei (yellow), {len(polys)} Vizgen cells (cyan)")
+    axes[1].set_title("zoom (rows/cols 1500-2400)")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _pool(rows: list[dict]) -> dict:
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    p, r = tp / max(1, tp + fp), tp / max(1, tp + fn)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-12),
+            "mean_iou": float(np.nanmean([x["mean_iou"] for x in rows])), "n_true": tp + fn}
+
+
+def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0) -> dict:
+    """Pooled scores on simulated frames, over all true nuclei and over those of at least
+    ``min_um2`` (leaving out slivers cut by the frame edge or hidden under other nuclei)."""
+    import topdown as td
+
+    m = td.seg.load(model, kind="nuclei")
+    ds = td.sim.SimDataset(sim or m.train_config["data"])
+    idx = (list(range(len(ds))) if sim else list(m.train_config["val_frames"]))[:limit]
+    rows: dict[str, list] = {}
+    for i in idx:
+        img, _, ids, rec = ds[i]
+        px = rec["pixel_size_um"]
+        preds = {"topdown nuclei": td.seg.nuclei(img, m, pixel_size_um=px, device="cpu").labels,
+                 "Otsu + distance watershed": otsu_watershed(img.max(axis=2), px)}
+        for k, lab in preds.items():
+            rows.setdefault(f"{k} | all nuclei", []).append(td.seg.match_instances(ids, lab))
+            rows.setdefault(f"{k} | nuclei >= {min_um2:g} um2", []).append(
+                td.seg.match_instances(ids, lab, ignore_smaller=int(min_um2 / px ** 2)))
+    return {"frames": len(idx), "dataset": str(ds.path), "methods": {k: _pool(v) for k, v in rows.items()}}
+
+
+def _speed_child(model: str, pixel_size: float) -> None:
+    import torch
+    from PIL import Image
+
+    import topdown as td
+
+    torch.set_num_threads(2)
+    img = np.asarray(Image.open(CROP / "images" / "mini_dataset_dapi_z0.jpg"))
+    grey = img if img.ndim == 2 else img.max(axis=2)
+    big = np.tile(grey, (2, 2))[:4096, :4096]
+    td.seg.nuclei(big[:256, :256], model, pixel_size_um=pixel_size, device="cpu")  # imports, weights
+    base = _vm("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (VmHWM) to the current RSS
+    t = time.time()
+    res = td.seg.nuclei(big, model, pixel_size_um=pixel_size, device="cpu")
+    dt = time.time() - t
+    print(json.dumps({"pixel_size_um": pixel_size, "image": list(big.shape), "seconds": dt,
+                      "peak_rss_mb": _vm("VmHWM"), "rss_before_mb": base,
+                      "peak_above_before_mb": _vm("VmHWM") - base, "n_nuclei": len(res),
+                      "load_average_1min": os.getloadavg()[0]}))
+
+
+def _vm(key: str) -> float:
+    """A ``/proc/self/status`` memory field in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_speed(model: str) -> list[dict]:
+    out = []
+    for px in (0.4, 0.109):
+        cmd = [sys.executable, __file__, "--speed-child", str(px), "--model", model]
+        res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+        out.append(json.loads(line[-1]) if line else {"pixel_size_um": px, "error": res.stderr[-500:]})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="nuclei_dapi")
+    ap.add_argument("--sim", default=None, help="simulated dataset to score (default: the model's held-out frames)")
+    ap.add_argument("--limit", type=int, default=60, help="at most this many simulated frames")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-sim", action="store_true")
+    ap.add_argument("--skip-real", action="store_true", help="e.g. for an H&E model (the real crop is DAPI)")
+    ap.add_argument("--overlay", default=str(REPO / "docs" / "nuclei" / "merfish_overlay.png"))
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--speed-child", type=float, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.speed_child is not None:
+        _speed_child(args.model, args.speed_child)
+        return
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TOPDOWN_BENCH_THREADS", "1")))
+    result = {"model": args.model}
+    if not args.skip_sim:
+        result["simulated"] = bench_sim(args.model, args.sim, args.limit)
+        print(json.dumps(result["simulated"], indent=1), flush=True)
+    if not args.skip_real:
+        result["real"] = bench_real(args.model, Path(args.overlay) if args.overlay else None)
+        print(json.dumps(result["real"], indent=1), flush=True)
+    if not args.skip_speed:
+        result["speed"] = bench_speed(args.model)
+        print(json.dumps(result["speed"], indent=1), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
