@@ -81,13 +81,23 @@ def test_surface_layer_anchor_ignores_cut_edges():
     rng = np.random.default_rng(1)
     labels = rng.integers(2, 4, (200, 160)).astype(np.uint8)  # texture-blind middle
     labels[:20], labels[120:] = 1, 4  # pia band (200 µm), white matter from 1.2 mm
-    labels[:, :5] = 0  # glass on the left: a cut edge
+    labels[:, :25] = 0  # glass on the left: a cut edge
     new, report = td.seg.apply_layer_prior(labels, classes, prior, PX_UM)
     assert report["applied"]
     # 100 px from layer 1 to the white matter: l2 a quarter (rows 20-45), l3 the rest
-    assert np.all(new[22:43, 40:] == 2) and np.all(new[48:118, 40:] == 3)
-    assert np.all(new[48:118, 6:12] == 3)  # beside the cut edge too: depth runs pia -> white matter
-    assert np.all(new[2:18, 7:-2] == 1) and np.all(new[122:, 7:-2] == 4) and np.all(new[:, :5] == 0)
+    assert np.all(new[22:43, 27:] == 2) and np.all(new[48:118, 27:] == 3)
+    assert np.all(new[48:118, 26:32] == 3)  # beside the cut edge too: depth runs pia -> white matter
+    assert np.all(new[2:18, 27:-2] == 1) and np.all(new[122:, 27:-2] == 4) and np.all(new[:, :25] == 0)
+
+
+def test_a_crop_keeps_the_networks_call_where_the_surface_may_lie_beyond_the_image():
+    labels, tissue = noisy_bulb()
+    crop = labels[:, 60:]  # the bulb runs off the left image edge
+    new, report = td.seg.apply_layer_prior(crop, BULB, bulb_prior(), PX_UM)
+    assert report["applied"] and report["unseen_fraction"] > 0
+    assert np.array_equal(new[95:105, :5], crop[95:105, :5])  # at the cut: unknown depth, network's call
+    radius = np.hypot(*(np.mgrid[:200, 60:200] - 100))
+    assert np.all(new[(radius > 72) & (radius < 79) & (np.mgrid[:200, 60:200][1] > 150)] == 1)  # the seen surface
 
 
 def test_unknown_prior_class_is_a_clear_error():

@@ -122,6 +122,17 @@ def _clean(mask: np.ndarray, min_px: float) -> np.ndarray:
     return ndi.binary_fill_holes(keep[comp])
 
 
+def _glass(labels: np.ndarray, min_px: float) -> np.ndarray:
+    """Glass that can bound a section: ``outside`` without specks, slivers and pockets under
+    ``min_px`` pixels (a network's pale-tissue misses are not the tissue surface)."""
+    glass = ndi.binary_opening(labels == 0, iterations=2)
+    comp, n = ndi.label(glass)
+    if n == 0:
+        return glass
+    sizes = np.asarray(ndi.sum(glass, comp, range(1, n + 1)))
+    return np.concatenate([[False], sizes >= min_px])[comp]
+
+
 def _core(labels: np.ndarray, tissue: np.ndarray, core_ids: list[int], d_surface_um: np.ndarray,
           total_um: float, min_px: float) -> np.ndarray:
     """Core anchor: the network's core classes, cleaned and kept away from the surface."""
@@ -189,7 +200,9 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
         ``applied`` (False with a ``reason`` when no core anchor was found: the labels are
         returned unchanged), ``changed_fraction`` (tissue pixels relabelled),
         ``changed_by_region`` (per region of the network's map, the share of its pixels
-        relabelled: where the image contradicts the prior), ``core_fraction``.
+        relabelled: where the image contradicts the prior), ``core_fraction``,
+        ``unseen_fraction`` (tissue nearer the image edge than any surface: a crop whose surface
+        may lie beyond the image; the network's call is kept there).
 
     Examples
     --------
@@ -204,11 +217,13 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     prior.check_classes(classes)
     ids = {name: classes.index(name) + 1 for name in classes}
     min_px = MIN_ANCHOR_AREA_UM2 / pixel_size_um ** 2
-    tissue = ndi.binary_fill_holes(labels > 0)
+    tissue = ~_glass(labels, min_px)
     if not tissue.any():
         return labels, _skipped("no tissue")
     if prior.surface == "outside":
         surface = ~tissue
+        if not surface.any():
+            return labels, _skipped("no glass in view: the section's surface lies outside the image")
     else:  # the outer layer as the network finds it; glass along cut edges is no surface
         surface = _clean((labels == ids[prior.surface]) & tissue, min_px)
         if not surface.any():
@@ -222,10 +237,27 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     edges = np.cumsum(list(prior.thickness_um.values())) / prior.total_um
     layer_ids = np.array([ids[n] for n in prior.depth_layers], dtype=labels.dtype)
     new = layer_ids[np.searchsorted(edges[:-1], depth, side="right")]
-    keep = ~tissue | (labels == 0) | surface & tissue | core & np.isin(labels, core_ids)
+    unseen = np.zeros_like(tissue)
+    if prior.surface == "outside":  # glass bounds the layers: a crop may hide it
+        unseen = tissue & (_distance_to_cut_frame(tissue) * pixel_size_um < d_surface_um)
+    keep = ~tissue | (labels == 0) | surface & tissue | core & np.isin(labels, core_ids) | unseen & ~core
     new[keep] = labels[keep]
     new[core & ~np.isin(labels, core_ids)] = ids[prior.order[-1]]
-    return new, _report(labels, new, classes, tissue, core)
+    report = _report(labels, new, classes, tissue, core)
+    report["unseen_fraction"] = round(float(np.count_nonzero(unseen) / max(np.count_nonzero(tissue), 1)), 4)
+    return new, report
+
+
+def _distance_to_cut_frame(tissue: np.ndarray) -> np.ndarray:
+    """Pixels to the nearest image-edge pixel that is tissue (``inf`` if the section lies whole
+    in the image): where that is nearer than the surface, the surface may lie beyond the image
+    (a crop), so laminar depth is unknown and the network's call stays."""
+    cut = np.zeros_like(tissue)
+    for edge in ((0, slice(None)), (-1, slice(None)), (slice(None), 0), (slice(None), -1)):
+        cut[edge] = tissue[edge]
+    if not cut.any():
+        return np.full(tissue.shape, np.inf)
+    return ndi.distance_transform_edt(~cut)
 
 
 def _report(old: np.ndarray, new: np.ndarray, classes: list[str], tissue: np.ndarray, core: np.ndarray) -> dict:
