@@ -299,7 +299,9 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         of the preset the model was trained on when it declares one (``layers:`` in the
         YAML: olfactory_bulb, cortex_laminar), a :class:`~topdown.seg.LayerPrior` is used
         as given, ``None`` keeps the network's map. What it changed, per region, is in
-        ``meta["layer_prior"]`` (large shares flag images that contradict the prior).
+        ``meta["layer_prior"]`` (large shares flag images that contradict the prior). It
+        assumes whole sections (a cut face is taken for a surface; where tissue runs off the
+        image the network's call is kept): use ``None`` for partial sections.
     orientation
         ``None`` (default): segment the image as it is. ``"auto"``, for a model trained
         ``upright``: segment the image's four quarter turns and keep the map the network is
