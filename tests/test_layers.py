@@ -177,6 +177,7 @@ def test_pseudo_labels_follow_the_prior(monkeypatch, tiny_bulb_model):
     want, report = td.seg.apply_layer_prior(labels, spec.classes, prior, tiny_bulb_model.pixel_size_um)
     assert report["applied"] and np.array_equal(got, want)
     assert not np.array_equal(_adapt.pseudo_labels(tiny_bulb_model, target, keep=1.0), want)
-    assert _adapt._prior(tiny_bulb_model, "auto") == prior and _adapt._prior(tiny_bulb_model, None) is None
+    resolve = td.seg.LayerPrior.resolve
+    assert resolve("auto", tiny_bulb_model) == prior and resolve(None, tiny_bulb_model) is None
     with pytest.raises(InputError, match="layer_prior='yes' is not allowed"):
-        _adapt._prior(tiny_bulb_model, "yes")
+        resolve("yes", tiny_bulb_model)

@@ -201,7 +201,7 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", st
         adapt_batchnorm(tuned, [t.image for t in targets], rng, crop=min(crop, side), device=device, n_batches=32)
         record["adapt_norm"] = True
     if method == "pseudo_label":
-        prior = _prior(base, layer_prior)
+        prior = LayerPrior.resolve(layer_prior, base)
         record["layer_prior"] = prior is not None
         record.update(_pseudo_label_run(tuned, targets, rng, steps=steps, lr=lr, batch_size=batch_size, crop=crop,
                                         keep=keep, min_confidence=min_confidence, entropy_weight=entropy_weight,
@@ -212,18 +212,6 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", st
     tuned.name = f"{base.name or 'model'}+{method}"
     tuned.metrics = {**base.metrics, "adapt": record}
     return tuned
-
-
-def _prior(model, layer_prior) -> LayerPrior | None:
-    """``adapt``'s ``layer_prior`` argument as a :class:`LayerPrior` (or ``None``)."""
-    if layer_prior is None:
-        return None
-    if isinstance(layer_prior, LayerPrior):
-        layer_prior.check_classes(model.classes)
-        return layer_prior
-    if layer_prior != "auto":
-        raise InputError(f"layer_prior={layer_prior!r} is not allowed; give 'auto', None or a td.seg.LayerPrior")
-    return LayerPrior.for_model(model)
 
 
 def _pseudo_label_run(tuned, targets, rng, *, steps, lr, batch_size, crop, keep, min_confidence, entropy_weight,

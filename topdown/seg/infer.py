@@ -222,16 +222,9 @@ def _apply_prior(labels: np.ndarray, model, layer_prior) -> tuple[np.ndarray, di
     """Labels with the layer prior enforced (see :func:`segment`) and its report (``None`` if off)."""
     from .layers import LayerPrior, apply_layer_prior
 
-    if layer_prior is None or layer_prior is False:
+    layer_prior = LayerPrior.resolve(layer_prior, model)
+    if layer_prior is None:
         return labels, None
-    if isinstance(layer_prior, str):
-        if layer_prior != "auto":
-            raise InputError(f"layer_prior={layer_prior!r} is not allowed; give 'auto', None or a td.seg.LayerPrior")
-        layer_prior = LayerPrior.for_model(model)
-        if layer_prior is None:
-            return labels, None
-    elif not isinstance(layer_prior, LayerPrior):
-        raise InputError(f"layer_prior must be 'auto', None or a td.seg.LayerPrior, got {type(layer_prior).__name__}")
     if model.pixel_size_um is None:
         return labels, {"applied": False, "reason": "the model has no pixel size: laminar depth needs micrometres"}
     return apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um))

@@ -91,6 +91,27 @@ class LayerPrior:
             return None
         return cls.from_spec(spec)
 
+    @classmethod
+    def resolve(cls, layer_prior, model) -> LayerPrior | None:
+        """A ``layer_prior`` argument as the prior to apply to ``model`` (``None``: none).
+
+        ``"auto"``: the prior of the model's preset (:meth:`for_model`); a
+        :class:`LayerPrior`: itself, checked against the model's classes; ``None`` or
+        ``False``: no prior. Anything else raises :class:`~topdown.errors.InputError`.
+        """
+        from ..errors import InputError
+
+        if layer_prior is None or layer_prior is False:
+            return None
+        if isinstance(layer_prior, cls):
+            layer_prior.check_classes(model.classes)
+            return layer_prior
+        if isinstance(layer_prior, str):
+            if layer_prior != "auto":
+                raise InputError(f"layer_prior={layer_prior!r} is not allowed; give 'auto', None or a td.seg.LayerPrior")
+            return cls.for_model(model)
+        raise InputError(f"layer_prior must be 'auto', None or a td.seg.LayerPrior, got {type(layer_prior).__name__}")
+
     @property
     def depth_layers(self) -> list[str]:
         """The layers assigned by depth, outermost first."""
@@ -111,26 +132,24 @@ class LayerPrior:
                              f"(classes: {', '.join(classes)}); pass a prior for this model or layer_prior=None.")
 
 
-def _clean(mask: np.ndarray, min_px: float) -> np.ndarray:
-    """Open, drop components under ``min_px`` pixels, fill holes."""
-    mask = ndi.binary_opening(mask, iterations=1)
+def _large_components(mask: np.ndarray, min_px: float) -> np.ndarray:
+    """``mask`` without its connected components under ``min_px`` pixels."""
     comp, n = ndi.label(mask)
     if n == 0:
         return mask
     sizes = np.asarray(ndi.sum(mask, comp, range(1, n + 1)))
-    keep = np.concatenate([[False], sizes >= min_px])
-    return ndi.binary_fill_holes(keep[comp])
+    return np.concatenate([[False], sizes >= min_px])[comp]
+
+
+def _clean(mask: np.ndarray, min_px: float) -> np.ndarray:
+    """Open, drop components under ``min_px`` pixels, fill holes."""
+    return ndi.binary_fill_holes(_large_components(ndi.binary_opening(mask, iterations=1), min_px))
 
 
 def _glass(labels: np.ndarray, min_px: float) -> np.ndarray:
     """Glass that can bound a section: ``outside`` without specks, slivers and pockets under
     ``min_px`` pixels (a network's pale-tissue misses are not the tissue surface)."""
-    glass = ndi.binary_opening(labels == 0, iterations=2)
-    comp, n = ndi.label(glass)
-    if n == 0:
-        return glass
-    sizes = np.asarray(ndi.sum(glass, comp, range(1, n + 1)))
-    return np.concatenate([[False], sizes >= min_px])[comp]
+    return _large_components(ndi.binary_opening(labels == 0, iterations=2), min_px)
 
 
 def _core(labels: np.ndarray, tissue: np.ndarray, core_ids: list[int], d_surface_um: np.ndarray,

@@ -9,8 +9,8 @@ runs for an upright model (four times the network time); a free-orientation mode
 no search.
 
 Measured on the real DLPFC sections of ``real_dev`` (``cortex_laminar``, adapted with
-``td.seg.adapt``, with its layer prior): mean ARI 0.175 as given, 0.224 with the turn
-picked by confidence; the turn picked was the best of the four on 2 of 4 sections.
+``td.seg.adapt``, with its layer prior; ``benchmarks/real_regions.py``): mean ARI 0.182 as
+given, 0.240 with the turn picked by confidence.
 """
 
 from __future__ import annotations
