@@ -227,9 +227,9 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     --------
     >>> import numpy as np, topdown as td
     >>> prior = td.seg.LayerPrior(order=("outer", "inner"), thickness_um={"outer": 100.0})
-    >>> labels = np.zeros((60, 60), np.uint8); labels[5:55, 5:55] = 1; labels[20:40, 20:40] = 2
+    >>> labels = np.zeros((160, 160), np.uint8); labels[20:140, 20:140] = 1; labels[55:105, 55:105] = 2
     >>> new, report = td.seg.apply_layer_prior(labels, ["outer", "inner"], prior, pixel_size_um=10.0)
-    >>> report["applied"], int(new[30, 30]), int(new[10, 10])
+    >>> report["applied"], int(new[80, 80]), int(new[25, 80])
     (True, 2, 1)
     """
     classes = list(classes)
