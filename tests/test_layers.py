@@ -100,6 +100,22 @@ def test_a_crop_keeps_the_networks_call_where_the_surface_may_lie_beyond_the_ima
     assert np.all(new[(radius > 72) & (radius < 79) & (np.mgrid[:200, 60:200][1] > 150)] == 1)  # the seen surface
 
 
+def test_core_shallower_than_min_core_depth_is_refused():
+    """Cortex: a pale patch of grey matter called white matter between the pia and the real white
+    matter; refused when nearer the pia than ``min_core_depth`` of the summed thickness."""
+    classes = ["l1", "l2", "l3", "wm"]
+    labels = np.full((240, 160), 3, np.uint8)
+    labels[:20], labels[170:] = 1, 4  # pia band, white matter 1.5 mm below it
+    labels[85:135, 55:105] = 4  # a 0.5 mm patch 650-1150 µm under layer 1: median 0.6 of the summed 1.5 mm
+    for share, kept in ((0.5, True), (0.75, False)):
+        prior = td.seg.LayerPrior(order=tuple(classes), surface="l1", thickness_um={"l2": 500.0, "l3": 1000.0},
+                                  min_core_depth=share)
+        new, report = td.seg.apply_layer_prior(labels, classes, prior, PX_UM)
+        assert report["applied"] and np.all(new[175:-2, 2:-2] == 4)
+        assert bool(np.all(new[100:120, 65:95] == 4)) is kept
+    assert set(np.unique(new[100:120, 65:95])) == {3}  # refused: the layer its depth falls in
+
+
 def test_unknown_prior_class_is_a_clear_error():
     labels, _ = noisy_bulb()
     with pytest.raises(InputError, match="the layer prior names"):
@@ -117,6 +133,10 @@ def test_presets_declare_their_layers_without_changing_the_spec_hash():
     assert td.sim.TissueSpec.from_dict(data).hash() == bulb.hash()  # an inference prior: same renders
     assert "layers" not in td.sim.load_preset("spinal_cord").to_dict()
     assert td.seg.LayerPrior.from_spec(td.sim.load_preset("spinal_cord")) is None
+    assert prior.min_core_depth == 0.5
+    assert td.seg.LayerPrior.from_spec(td.sim.load_preset("cortex_laminar")).min_core_depth == 0.75
+    with pytest.raises(InputError, match="min_core_depth must lie in"):
+        td.seg.LayerPrior(order=("a", "b"), thickness_um={"a": 1.0}, min_core_depth=1.5)
 
 
 @pytest.mark.parametrize(("layers", "message"), [
@@ -127,6 +147,8 @@ def test_presets_declare_their_layers_without_changing_the_spec_hash():
     ({"order": ["glomerular_layer", "granule_cell_layer"], "thickness_um": {"glomerular_layer": -5}},
      "out of range"),
     ({"order": ["nerve", "granule_cell_layer"], "thickness_um": {"nerve": 100}}, "layers: unknown region 'nerve'"),
+    ({"order": ["glomerular_layer", "granule_cell_layer"], "thickness_um": {"glomerular_layer": 100},
+      "min_core_depth": 2}, "out of range"),
 ])
 def test_bad_layers_block_names_the_problem(layers, message):
     data = td.sim.load_preset("olfactory_bulb").to_dict()

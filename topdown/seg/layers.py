@@ -17,8 +17,9 @@ section, which touch without glass between them), the line halfway between them 
 surface too.
 
 Core anchors are cleaned with the prior: specks under ``min_area_um2`` go, and so does
-core closer to the surface than half the summed thickness of the layers above it (the
-network calling outer layers "core" there contradicts the order). The report says how
+core closer to the surface than a share of the summed thickness of the layers above it
+(``min_core_depth``: half by default, three quarters for the cortex; the network calling
+outer layers "core" there contradicts the order). The report says how
 much of the tissue the prior relabelled, per region of the network's map: large values
 flag sections where the image and the prior disagree.
 """
@@ -33,6 +34,7 @@ from scipy import ndimage as ndi
 #: smallest core or surface anchor kept, in µm² (a 450 µm disk); smaller ones are specks
 MIN_ANCHOR_AREA_UM2 = 2e5
 #: core closer to the surface than this share of the summed layer thickness is refused
+#: (the default of :attr:`LayerPrior.min_core_depth`)
 MIN_CORE_DEPTH = 0.5
 
 
@@ -52,6 +54,8 @@ class LayerPrior:
         ``"outside"`` or ``order[0]`` (see :class:`~topdown.sim.spec.LayersSpec`).
     thickness_um
         Mean thickness of each layer assigned by depth, outermost first.
+    min_core_depth
+        Core nearer the surface than this share of the summed thickness is refused.
 
     Examples
     --------
@@ -65,6 +69,14 @@ class LayerPrior:
     core: tuple[str, ...] = ()
     surface: str = "outside"
     thickness_um: dict[str, float] = field(default_factory=dict)
+    min_core_depth: float = MIN_CORE_DEPTH
+
+    def __post_init__(self) -> None:
+        from ..errors import InputError
+
+        if not 0.0 <= float(self.min_core_depth) <= 1.0:
+            raise InputError(f"min_core_depth must lie in [0, 1] (a share of the summed layer thickness), "
+                             f"got {self.min_core_depth!r}")
 
     @classmethod
     def from_spec(cls, spec) -> LayerPrior | None:
@@ -73,7 +85,8 @@ class LayerPrior:
         if layers is None:
             return None
         return cls(order=tuple(layers.order), core=tuple(layers.core), surface=layers.surface,
-                   thickness_um={k: float(layers.thickness_um[k]) for k in layers.depth_layers})
+                   thickness_um={k: float(layers.thickness_um[k]) for k in layers.depth_layers},
+                   min_core_depth=float(layers.min_core_depth))
 
     @classmethod
     def for_model(cls, model) -> LayerPrior | None:
@@ -153,14 +166,14 @@ def _glass(labels: np.ndarray, min_px: float) -> np.ndarray:
 
 
 def _core(labels: np.ndarray, tissue: np.ndarray, core_ids: list[int], d_surface_um: np.ndarray,
-          total_um: float, min_px: float) -> np.ndarray:
-    """Core anchor: the network's core classes, cleaned and kept away from the surface."""
+          min_depth_um: float, min_px: float) -> np.ndarray:
+    """Core anchor: the network's core classes, cleaned and kept ``min_depth_um`` from the surface."""
     core = _clean(np.isin(labels, core_ids) & tissue, min_px)
     comp, n = ndi.label(core)
     if n:
-        deep = np.asarray(ndi.median(d_surface_um, comp, range(1, n + 1))) >= MIN_CORE_DEPTH * total_um
+        deep = np.asarray(ndi.median(d_surface_um, comp, range(1, n + 1))) >= min_depth_um
         core = np.concatenate([[False], deep])[comp]
-    return _clean(core & (d_surface_um >= MIN_CORE_DEPTH * total_um), min_px)
+    return _clean(core & (d_surface_um >= min_depth_um), min_px)
 
 
 def _midlines(core: np.ndarray, d_core_um: np.ndarray, nearest: np.ndarray, total_um: float) -> np.ndarray:
@@ -249,7 +262,7 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
             return labels, _skipped(f"no {prior.surface} found to mark the surface")
     d_surface_um = ndi.distance_transform_edt(~surface) * pixel_size_um
     core_ids = [ids[n] for n in (prior.order[-1], *prior.core)]
-    core = _core(labels, tissue, core_ids, d_surface_um, prior.total_um, min_px)
+    core = _core(labels, tissue, core_ids, d_surface_um, prior.min_core_depth * prior.total_um, min_px)
     if not core.any():
         return labels, _skipped(f"no {prior.order[-1]} found deep enough to anchor the layers")
     depth = laminar_depth(tissue, core, surface, pixel_size_um, prior.total_um)

@@ -393,12 +393,18 @@ class LayersSpec(_Spec):
     thickness_um
         Mean thickness in micrometres of every layer assigned by depth: those between the
         anchors (and ``order[0]`` when ``surface`` is ``"outside"``).
+    min_core_depth
+        Core the network finds nearer the surface than this share of the summed
+        ``thickness_um`` contradicts the order and is refused (0-1, default 0.5). How far a
+        tissue's layers may thin below their mean: a whole-section tissue whose size varies
+        (the bulb) keeps 0.5; the cortex, whose white matter lies under all six layers, is stricter.
     """
 
     order: list[str] = _f("strlist")
     core: list[str] = _f("strlist", [])
     surface: str = _f("name", "outside")
     thickness_um: dict = _f("mapping", {})
+    min_core_depth: float = _f("float", 0.5, lo=0.0, hi=1.0)
 
     @property
     def depth_layers(self) -> list[str]:
