@@ -14,7 +14,8 @@ from topdown.sim.spots import spot_region_fractions, spot_truth, visium_grid
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = StudyConfig(n_per_condition=2, size=96, n_genes=60, seed=3, samples=1)
+TINY = StudyConfig(n_per_condition=2, size=96, n_genes=60, seed=3, samples=1, nuclei_frames=2, nuclei_frame_px=64,
+                   nuclei_regions=tuple(td.sim.load_preset("mouse_brain_coronal").classes))  # whatever is segmented
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,13 @@ def test_run_demo_writes_a_complete_report(tmp_path, tiny_model):
     assert "Segmentation vs. the true region masks" in summary and "untrained" in summary
     assert len(res.segmentation) == 4 and res.segmentation["mIoU"].between(0, 1).all()
     assert res.assignment["accuracy"].between(0, 1).all()
+    # cell counts in counting frames over the segmented regions, and their density test (or why not)
+    counts = res.nuclei_counts
+    assert list(counts.columns) == ["sample", "condition", "region", "n_frames", "n_nuclei", "n_true", "area_mm2"]
+    assert len(counts) > 0 and (counts["area_mm2"] > 0).all() and (counts["n_frames"] >= 1).all()
+    assert set(counts["region"]) <= set(TINY.nuclei_regions)
+    assert (out / "nuclei_counts.csv").exists() and (out / "nuclei_density.png").exists()
+    if res.nuclei_density is not None:
+        assert "Cell density per region (nuclei)" in summary and (out / "nuclei_density.csv").exists()
+    else:
+        assert any(n.startswith("No cell-density test") for n in res.notes)

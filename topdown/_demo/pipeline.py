@@ -1,4 +1,5 @@
-"""``topdown demo``: simulate a study -> load (or train) a model -> segment -> assign -> DE -> report."""
+"""``topdown demo``: simulate a study -> load (or train) a model -> segment -> assign -> DE and
+cell counts -> report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._files import writable_dir
+from .nuclei import count_nuclei
 from .result import DemoResult
 from .study import HEALTHY, StudyConfig, StudySample, build_study
 
@@ -66,6 +68,20 @@ def _de_truth(de: pd.DataFrame, var: pd.DataFrame, de_regions, padj: float = 0.0
                      "recall": tp / len(tested_truth) if tested_truth else np.nan,
                      "fdr": (len(called) - tp) / len(called) if called else 0.0})
     return pd.DataFrame(rows)
+
+
+def _density_tests(counts: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
+    """Nuclei density per region, pathological vs. healthy: on the nuclei found and on the true ones."""
+    from ..errors import InputError
+    from ..tl import nuclei_density_test
+
+    if counts.empty:
+        return None, None, "No cell-density test: no counting frame fell in the regions asked for."
+    try:
+        return (nuclei_density_test(counts, reference=HEALTHY),
+                nuclei_density_test(counts, reference=HEALTHY, count_key="n_true"), None)
+    except InputError as exc:  # e.g. a single sample per condition
+        return None, None, f"No cell-density test: {exc}"
 
 
 def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int = 0,
@@ -143,13 +159,20 @@ def run_demo(out: str | Path = "demo_report", *, quick: bool = False, seed: int 
     oracle = region_de(combined, condition_key="condition", sample_key="sample", reference=HEALTHY,
                        region_key="region_true", key_added=None)
     t["de"] = time.perf_counter()
+    nuclei_counts, nuclei_examples = count_nuclei(samples, classes, config)
+    density, density_true, note = _density_tests(nuclei_counts)
+    t["nuclei"] = time.perf_counter()
     var = samples[0].adata.var
     lesion_region = next((s.section.params["lesion"]["region"] for s in samples if s.section.params.get("lesion")),
                          None)
     result = DemoResult(out=out, config=config, samples=samples, model_info=model_info,
                         segmentation=pd.DataFrame(seg_rows), assignment=pd.DataFrame(assign_rows),
                         de=de, de_truth=_de_truth(de, var, config.de_regions, lesion_region=lesion_region),
-                        de_truth_oracle=_de_truth(oracle, var, config.de_regions, lesion_region=lesion_region))
+                        de_truth_oracle=_de_truth(oracle, var, config.de_regions, lesion_region=lesion_region),
+                        nuclei_counts=nuclei_counts, nuclei_density=density, nuclei_density_true=density_true,
+                        nuclei_examples=nuclei_examples)
+    if note:
+        result.notes.append(note)
     write_report(result, combined)
     t["report"] = time.perf_counter()
     result.timings = {k: round(t[k] - t["start"], 1) for k in t if k != "start"}

@@ -39,10 +39,14 @@ class StudyConfig:
     seed: int = 0
     samples: int | None = None  # Cycles samples per pixel (None: renderer default)
     whole_sections: bool = True  # image whole hemisections on glass, as on a Visium slide
+    # cell counts (topdown._demo.nuclei): counting frames per region, rendered at 0.4 µm/px
+    nuclei_regions: tuple[str, ...] = ("hippocampus_CA", "cortex", "thalamus")
+    nuclei_frames: int = 16  # frames per sample and region (a systematic random grid)
+    nuclei_frame_px: int = 256  # frame side in pixels at 0.4 µm/px (102 µm)
 
     @classmethod
     def quick(cls, **kwargs) -> StudyConfig:
-        return cls(**{"size": 256, "n_genes": 500, **kwargs})
+        return cls(**{"size": 256, "n_genes": 500, "nuclei_frames": 9, **kwargs})
 
 
 @dataclass
