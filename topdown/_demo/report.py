@@ -279,8 +279,7 @@ def write_summary(result: DemoResult) -> None:
         "- `annotated/<sample>.h5ad`: region-annotated AnnData per sample (`obs['region']`, "
         "`obs['region_confidence']`, `obsm['region_fractions']`, `uns['regions']`).",
         "- `de_results.csv`: the tidy DE table.",
-        "- `nuclei_counts.csv`, `nuclei_density.csv`: nuclei per sample x region in the counting frames, "
-        "and the density test.",
+        "- `nuclei_counts.csv`, `nuclei_density.csv`: nuclei per sample x region, and their density test.",
         "",
         "## Timings (seconds since start)",
         "",
