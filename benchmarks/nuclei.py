@@ -96,14 +96,14 @@ def squidpy_watershed(img: np.ndarray) -> np.ndarray | None:
     return np.asarray(ic["segmented_watershed"]).squeeze()
 
 
-def bench_real(model, out_png: Path | None) -> dict:
+def bench_real(model, out_png: Path | None, precision: str = "auto") -> dict:
     import topdown as td
 
     img, px, polys = real_crop()
     grey = img if img.ndim == 2 else img.max(axis=2)
     rows = {}
     t = time.time()
-    res = td.seg.nuclei(img, model, pixel_size_um=px, device="cpu")
+    res = td.seg.nuclei(img, model, pixel_size_um=px, device="cpu", precision=precision)
     rows["topdown nuclei"] = {**td.seg.centroid_scores(res.table[["x", "y"]].to_numpy(), polys),
                               "seconds": time.time() - t}
     t = time.time()
@@ -151,7 +151,7 @@ def _pool(rows: list[dict]) -> dict:
             "mean_iou": float(np.nanmean([x["mean_iou"] for x in rows])), "n_true": tp + fn}
 
 
-def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0) -> dict:
+def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precision: str = "auto") -> dict:
     """Pooled scores on simulated frames, over all true nuclei and over those of at least
     ``min_um2`` (leaving out slivers cut by the frame edge or hidden under other nuclei)."""
     import topdown as td
@@ -163,7 +163,7 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0) -> dict
     for i in idx:
         img, _, ids, rec = ds[i]
         px = rec["pixel_size_um"]
-        preds = {"topdown nuclei": td.seg.nuclei(img, m, pixel_size_um=px, device="cpu").labels,
+        preds = {"topdown nuclei": td.seg.nuclei(img, m, pixel_size_um=px, device="cpu", precision=precision).labels,
                  "Otsu + distance watershed": otsu_watershed(img.max(axis=2), px)}
         for k, lab in preds.items():
             rows.setdefault(f"{k} | all nuclei", []).append(td.seg.match_instances(ids, lab))
@@ -172,7 +172,7 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0) -> dict
     return {"frames": len(idx), "dataset": str(ds.path), "methods": {k: _pool(v) for k, v in rows.items()}}
 
 
-def _speed_child(model: str, pixel_size: float) -> None:
+def _speed_child(model: str, pixel_size: float, precision: str = "auto") -> None:
     import torch
     from PIL import Image
 
@@ -182,13 +182,13 @@ def _speed_child(model: str, pixel_size: float) -> None:
     img = np.asarray(Image.open(CROP / "images" / "mini_dataset_dapi_z0.jpg"))
     grey = img if img.ndim == 2 else img.max(axis=2)
     big = np.tile(grey, (2, 2))[:4096, :4096]
-    td.seg.nuclei(big[:256, :256], model, pixel_size_um=pixel_size, device="cpu")  # imports, weights
+    td.seg.nuclei(big[:256, :256], model, pixel_size_um=pixel_size, device="cpu", precision=precision)  # warm-up
     base = _vm("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (VmHWM) to the current RSS
     t = time.time()
-    res = td.seg.nuclei(big, model, pixel_size_um=pixel_size, device="cpu")
+    res = td.seg.nuclei(big, model, pixel_size_um=pixel_size, device="cpu", precision=precision)
     dt = time.time() - t
-    print(json.dumps({"pixel_size_um": pixel_size, "image": list(big.shape), "seconds": dt,
+    print(json.dumps({"pixel_size_um": pixel_size, "precision": precision, "image": list(big.shape), "seconds": dt,
                       "peak_rss_mb": _vm("VmHWM"), "rss_before_mb": base,
                       "peak_above_before_mb": _vm("VmHWM") - base, "n_nuclei": len(res),
                       "load_average_1min": os.getloadavg()[0]}))
@@ -202,10 +202,10 @@ def _vm(key: str) -> float:
     return float("nan")
 
 
-def bench_speed(model: str) -> list[dict]:
+def bench_speed(model: str, precision: str = "auto") -> list[dict]:
     out = []
     for px in (0.4, 0.109):
-        cmd = [sys.executable, __file__, "--speed-child", str(px), "--model", model]
+        cmd = [sys.executable, __file__, "--speed-child", str(px), "--model", model, "--precision", precision]
         res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
         out.append(json.loads(line[-1]) if line else {"pixel_size_um": px, "error": res.stderr[-500:]})
@@ -222,23 +222,25 @@ def main() -> None:
     ap.add_argument("--skip-real", action="store_true", help="e.g. for an H&E model (the real crop is DAPI)")
     ap.add_argument("--overlay", default=str(REPO / "docs" / "nuclei" / "merfish_overlay.png"))
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="network precision of td.seg.nuclei (auto: bf16 where the CPU has it natively)")
     ap.add_argument("--speed-child", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.speed_child is not None:
-        _speed_child(args.model, args.speed_child)
+        _speed_child(args.model, args.speed_child, args.precision)
         return
     import torch
 
     torch.set_num_threads(int(os.environ.get("TOPDOWN_BENCH_THREADS", "1")))
-    result = {"model": args.model}
+    result = {"model": args.model, "precision": args.precision}
     if not args.skip_sim:
-        result["simulated"] = bench_sim(args.model, args.sim, args.limit)
+        result["simulated"] = bench_sim(args.model, args.sim, args.limit, precision=args.precision)
         print(json.dumps(result["simulated"], indent=1), flush=True)
     if not args.skip_real:
-        result["real"] = bench_real(args.model, Path(args.overlay) if args.overlay else None)
+        result["real"] = bench_real(args.model, Path(args.overlay) if args.overlay else None, args.precision)
         print(json.dumps(result["real"], indent=1), flush=True)
     if not args.skip_speed:
-        result["speed"] = bench_speed(args.model)
+        result["speed"] = bench_speed(args.model, args.precision)
         print(json.dumps(result["speed"], indent=1), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

@@ -33,6 +33,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, metavar="labels.tif", help="also write the instance image (TIFF)")
     p.add_argument("--overlay", default=None, metavar="overlay.png", help="also write an overlay figure")
     p.add_argument("--tile", type=int, default=1024, metavar="PX", help="tile side in model pixels (default 1024)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="network precision (auto: bfloat16 where the CPU/GPU has it natively, ~3x faster)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="default auto: cuda when available, else cpu")
     p.set_defaults(func=run)
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                           "--labels": (args.labels, None), "--overlay": (args.overlay, "figure")},
                          inputs=(image, *files_of(args.model)))
     arr = read_image(image)
-    res = nuclei(arr, args.model, pixel_size_um=args.pixel_size, tile=args.tile, device=args.device)
+    res = nuclei(arr, args.model, pixel_size_um=args.pixel_size, tile=args.tile, device=args.device,
+                 precision=args.precision)
     with atomic_path(paths["--out"]) as tmp:
         res.table.to_csv(tmp, index=False)
     if paths["--geojson"] is not None:

@@ -160,7 +160,7 @@ def _image_scale(image, src: ImageSource, model, pixel_size_um, scalefactors, im
 def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, device: str = "cpu", probabilities: bool = True,
             tissue: np.ndarray | None = None, tissue_step: float = 1.0, tta: bool = False,
-            outside_min: float = OUTSIDE_CONFIDENT,
+            outside_min: float = OUTSIDE_CONFIDENT, precision: str = "fp32",
             progress_desc: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Blended tiled prediction at the model's resolution.
 
@@ -171,8 +171,11 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     pixels: ``ImageScale.convert(stride, "image", "map")``); map pixels it marks as glass get label 0,
     those it marks as tissue label 0 only with ``outside`` probability >= ``outside_min``.
     ``tta`` averages each tile with its mirror image (:func:`class_probabilities`).
+    ``precision`` ``"bf16"`` runs the network under bfloat16 autocast (softmax in float32;
+    see :func:`~topdown.seg.loop.pick_precision`).
     """
     from .._progress import progress
+    from .loop import autocast
 
     m = model.net.multiple
     tile = max(m, int(tile) // m * m)
@@ -190,7 +193,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     model.eval()
     bar = progress(total=len(rows) * len(cols), desc=progress_desc or "segment",
                    disable=None if progress_desc else True)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         for k, r0 in enumerate(rows):
             for b in range(0, len(cols), batch_size):
                 cs = cols[b:b + batch_size]

@@ -291,7 +291,8 @@ def _to_image(lab_map: np.ndarray, shape: tuple[int, int], factor: float) -> np.
 
 def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None, *, tile: int = 1024,
            overlap: int = 32, fg_threshold: float = 0.5, seed_level: float = 0.5, min_area_um2: float = 6.0,
-           min_seed_distance_um: float = 0.0, tta: bool = False, device: str = "auto") -> Nuclei:
+           min_seed_distance_um: float = 0.0, tta: bool = False, device: str = "auto",
+           precision: str = "auto") -> Nuclei:
     """Find nuclei (instances) in a DAPI (or, with an H&E nucleus model, H&E) image.
 
     Parameters
@@ -311,6 +312,9 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
         dropped; seeds closer than ``min_seed_distance_um`` are merged (0: off).
     tta, device
         Mirror test-time augmentation; torch device.
+    precision
+        ``"auto"`` (bfloat16 autocast where the device computes it natively: about 3x faster
+        on CPUs with AVX512-BF16 or AMX; else float32), ``"fp32"`` or ``"bf16"``.
 
     Returns
     -------
@@ -328,10 +332,11 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     >>> labels, table = td.seg.nuclei("dapi.tif", pixel_size_um=0.108)  # doctest: +SKIP
     """
     from .infer import _image_scale, predict, require_flag
-    from .loop import pick_device
+    from .loop import pick_device, pick_precision
 
     require_flag("tta", tta)
     device = pick_device(device)
+    precision = pick_precision(precision, device)
     model = _load_nucleus_model(model, device)
     grey, name = _prepare(image, model)
     if pixel_size_um is None:
@@ -342,7 +347,8 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     src = open_image(grey, background=0)
     scale = _image_scale(image, src, model, pixel_size_um, None, None)
     factor = scale.per_pixel("map")
-    _, probs = predict(model, src, factor, tile=tile, overlap=overlap, device=device, tta=bool(tta))
+    _, probs = predict(model, src, factor, tile=tile, overlap=overlap, device=device, tta=bool(tta),
+                       precision=precision)
     min_area = max(1, int(round(min_area_um2 / model.pixel_size_um ** 2)))
     lab_map = _block_instances(probs, fg_threshold=fg_threshold, seed_level=seed_level, min_area=min_area,
                                min_seed_distance=min_seed_distance_um / model.pixel_size_um)
@@ -354,7 +360,7 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
             "model_pixel_size_um": model.pixel_size_um, "image_pixel_size_um": scale.um,
             "params": {"tile": tile, "overlap": overlap, "fg_threshold": fg_threshold, "seed_level": seed_level,
                        "min_area_um2": min_area_um2, "min_seed_distance_um": min_seed_distance_um,
-                       "tta": bool(tta)},
+                       "tta": bool(tta), "precision": precision},
             "image": str(image) if isinstance(image, (str, os.PathLike)) else None}
     return Nuclei(labels=_to_image(lab_map, grey.shape, factor), table=table,
                   pixel_size_um=float(scale.um), meta=meta)
