@@ -10,6 +10,7 @@ of real sections look like training data.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
 def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int = 128,
                  widths: tuple[int, ...] = (16, 32, 64, 128), lr: float = 3e-3, seed: int = 0,
                  val_fraction: float = 0.1, save_every: int = 200, name: str = "nuclei_dapi",
-                 init=None, log=print):
+                 init=None, precision: str = "auto", log=print):
     """Train a nucleus model on a simulated dataset and save it to ``out``.
 
     Parameters
@@ -138,6 +139,9 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         Checkpoint interval, model name, progress printer.
     init
         A nucleus checkpoint to start from (fine-tuning) instead of random weights.
+    precision
+        ``"auto"`` (bfloat16 autocast on CPUs that compute it natively, else float32),
+        ``"fp32"`` or ``"bf16"`` (:func:`~topdown.seg.loop.pick_precision`).
 
     Returns
     -------
@@ -152,18 +156,20 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     from ..sim.dataset import SimDataset
     from .checkpoint import save
     from .data import split
-    from .loop import balanced_class_weights, loss_fn, lr_at
+    from .loop import autocast, balanced_class_weights, loss_fn, lr_at, pick_precision
     from .model import SegModel
 
     if steps < 1 or batch_size < 1:
         raise InputError("steps and batch_size must be positive")
+    precision = pick_precision(precision, "cpu")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     tr, va = split(len(SimDataset(data)), val_fraction, seed)
     imgs, targets, _, px, modality = load_frames(data, tr)
     weights = torch.tensor(balanced_class_weights(np.bincount(targets.ravel(), minlength=4)), dtype=torch.float32)
     cfg = {"task": "nuclei", "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
-           "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True}}
+           "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True},
+           "precision": precision}
     model = SegModel(list(NUCLEUS_CLASSES), pixel_size_um=px, modality=modality, widths=tuple(widths),
                      name=name, seed=seed, train_config=cfg, spec_hash=SimDataset(data).info.get("spec_hash"))
     if init is not None:
@@ -178,7 +184,9 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr)
         x, y = batch(imgs, targets, rng, batch_size, crop)
-        loss = loss_fn(model(x), y, 0.5, weights)
+        with autocast("cpu", precision):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y, 0.5, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -194,7 +202,7 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
 def _main() -> None:  # pragma: no cover - used by the background training run
     import sys
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("TOPDOWN_THREADS", "1")))
     data, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     init = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
     name = sys.argv[5] if len(sys.argv) > 5 else "nuclei_dapi"
