@@ -10,7 +10,6 @@ of real sections look like training data.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -202,8 +201,8 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
 def _main() -> None:  # pragma: no cover - used by the background training run
     import sys
 
-    torch.set_num_threads(int(os.environ.get("TOPDOWN_THREADS", "1")))
     data, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(int(sys.argv[7]) if len(sys.argv) > 7 else 1)
     init = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
     name = sys.argv[5] if len(sys.argv) > 5 else "nuclei_dapi"
     lr = float(sys.argv[6]) if len(sys.argv) > 6 else 3e-3
