@@ -124,7 +124,7 @@ def count_region(sample: StudySample, pred: np.ndarray, label: int, centres_um: 
     image = render_section(scene, "he", seed=seed, samples=config.samples)
     inside = np.zeros(scene.shape, bool)
     found = np.zeros(scene.shape, np.int32)  # nucleus instances of the whole mosaic, for the report
-    n_found, pad = 0, GUARD_PX + GAP_PX // 2
+    n_found, n_labels, pad = 0, 0, GUARD_PX + GAP_PX // 2
     for (x0, y0), (ox, oy) in zip(corners, offsets, strict=True):
         r0, c0 = int(round(oy / px)), int(round(ox / px))
         frame_in = _region_in_frame(pred, label, x0, y0, side_px, sample.section.pixel_size_um, px)
@@ -141,7 +141,8 @@ def count_region(sample: StudySample, pred: np.ndarray, label: int, centres_um: 
         ok = (r >= 0) & (r < side_px) & (c >= 0) & (c < side_px)
         n_found += int(frame_in[r[ok], c[ok]].sum())
         lab = res.labels[pad:pad + side_px, pad:pad + side_px]
-        found[r0:r0 + side_px, c0:c0 + side_px] = np.where(lab > 0, lab + found.max(), 0)
+        found[r0:r0 + side_px, c0:c0 + side_px] = np.where(lab > 0, lab + n_labels, 0)
+        n_labels += int(res.labels.max())
     cells = scene.cells  # folded-over flaps (layer 1) included: their nuclei are in the image too
     h, w = inside.shape
     cr = np.clip((cells["y_um"].to_numpy() / px).astype(int), 0, h - 1)

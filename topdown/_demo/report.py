@@ -12,6 +12,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from .._files import atomic_path, atomic_write_text  # noqa: E402
 from ..errors import InputError  # noqa: E402
+from .nuclei import FRAME_PIXEL_SIZE_UM  # noqa: E402
 from .result import DemoResult  # noqa: E402
 
 
@@ -186,8 +187,9 @@ def _nuclei_section(result: DemoResult) -> list[str]:
         "## Cell density per region (nuclei), pathological vs. healthy",
         "",
         f"In each segmented region of {', '.join(c.nuclei_regions)}, about {c.nuclei_frames} counting frames "
-        f"of {c.nuclei_frame_px * 0.4:.0f} µm on a systematic random grid, rendered from the same simulated "
-        "tissue at 0.4 µm/px (Blender) and segmented by the shipped `nuclei_he` model; nuclei whose centre "
+        f"of {c.nuclei_frame_px * FRAME_PIXEL_SIZE_UM:.0f} µm on a systematic random grid, rendered from the "
+        f"same simulated tissue at {FRAME_PIXEL_SIZE_UM:g} µm/px (Blender) and segmented by the shipped "
+        "`nuclei_he` model; nuclei whose centre "
         "lies in the segmented region are counted. Quasi-Poisson count model per region with the counted "
         "area as offset and samples as replicates (`td.tl.nuclei_density_test`); `true_*` columns: the "
         "same test on the simulation's own nuclei in the same frames.",

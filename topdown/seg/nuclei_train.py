@@ -163,14 +163,15 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     precision = pick_precision(precision, "cpu")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    tr, va = split(len(SimDataset(data)), val_fraction, seed)
+    dataset = SimDataset(data)
+    tr, va = split(len(dataset), val_fraction, seed)
     imgs, targets, _, px, modality = load_frames(data, tr)
     weights = torch.tensor(balanced_class_weights(np.bincount(targets.ravel(), minlength=4)), dtype=torch.float32)
     cfg = {"task": "nuclei", "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
            "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True},
            "precision": precision}
     model = SegModel(list(NUCLEUS_CLASSES), pixel_size_um=px, modality=modality, widths=tuple(widths),
-                     name=name, seed=seed, train_config=cfg, spec_hash=SimDataset(data).info.get("spec_hash"))
+                     name=name, seed=seed, train_config=cfg, spec_hash=dataset.info.get("spec_hash"))
     if init is not None:
         from .checkpoint import load
 
