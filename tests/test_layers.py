@@ -66,6 +66,19 @@ def test_core_at_the_surface_contradicts_the_order_and_is_relabelled():
     assert report["changed_by_region"]["core"] > 0.0
 
 
+def test_core_extras_off_the_core_axis_become_the_core_layer():
+    """The rostral migratory stream runs along the bulb's axis: a stream blob the network
+    calls at the edge of the granule core is core layer, one at the centre stays."""
+    labels, _ = noisy_bulb()
+    centre, rim = disk(labels.shape, (100, 100), 8), disk(labels.shape, (100, 134), 5)
+    labels[centre | rim] = 4
+    prior = td.seg.LayerPrior(order=("onl", "gl", "core"), core=("rms",), thickness_um={"onl": 100.0, "gl": 300.0})
+    new, report = td.seg.apply_layer_prior(labels, [*BULB, "rms"], prior, PX_UM)
+    assert np.all(new[centre] == 4)
+    assert np.all(new[rim] == 3)
+    assert report["changed_by_region"]["rms"] > 0.0
+
+
 def test_no_core_leaves_the_map_alone():
     labels, _ = noisy_bulb()
     labels[labels == 3] = 2

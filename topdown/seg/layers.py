@@ -19,7 +19,10 @@ surface too.
 Core anchors are cleaned with the prior: specks under ``min_area_um2`` go, and so does
 core closer to the surface than a share of the summed thickness of the layers above it
 (``min_core_depth``: half by default, three quarters for the cortex; the network calling
-outer layers "core" there contradicts the order). The report says how
+outer layers "core" there contradicts the order). Further core regions (``core``: the
+bulb's rostral migratory stream) lie along the core's axis: where the network calls one in
+the outer half of the core (:data:`CORE_EXTRA_MIN_DEPTH`, depth measured from the core's
+edge relative to its deepest point), it becomes the core layer. The report says how
 much of the tissue the prior relabelled, per region of the network's map: large values
 flag sections where the image and the prior disagree.
 """
@@ -36,6 +39,10 @@ MIN_ANCHOR_AREA_UM2 = 2e5
 #: core closer to the surface than this share of the summed layer thickness is refused
 #: (the default of :attr:`LayerPrior.min_core_depth`)
 MIN_CORE_DEPTH = 0.5
+#: further core regions (``LayerPrior.core``) whose median depth inside the core, relative to
+#: the deepest point of their core component, is under this share become the core layer: the
+#: rostral migratory stream runs along the bulb's axis, not along its granule layer's edge
+CORE_EXTRA_MIN_DEPTH = 0.5
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,21 @@ def _core(labels: np.ndarray, tissue: np.ndarray, core_ids: list[int], d_surface
     return _clean(core & (d_surface_um >= min_depth_um), min_px)
 
 
+def _off_axis_extras(labels: np.ndarray, core: np.ndarray, extra_ids: list[int]) -> np.ndarray:
+    """Pixels of further core regions whose components lie in the outer part of the core
+    (median relative core depth under :data:`CORE_EXTRA_MIN_DEPTH`)."""
+    extras = np.isin(labels, extra_ids) & core
+    if not extras.any():
+        return extras
+    d_inside = ndi.distance_transform_edt(core)
+    comp, n = ndi.label(core)
+    deepest = np.concatenate([[1.0], np.asarray(ndi.maximum(d_inside, comp, range(1, n + 1)))])
+    relative = d_inside / np.maximum(deepest[comp], 1.0)
+    blobs, m = ndi.label(extras)
+    shallow = np.asarray(ndi.median(relative, blobs, range(1, m + 1))) < CORE_EXTRA_MIN_DEPTH
+    return np.concatenate([[False], shallow])[blobs]
+
+
 def _midlines(core: np.ndarray, d_core_um: np.ndarray, nearest: np.ndarray, total_um: float) -> np.ndarray:
     """Pixels halfway between two core components at least ``total_um`` apart."""
     comp, _ = ndi.label(core)
@@ -275,6 +297,7 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     keep = ~tissue | (labels == 0) | surface & tissue | core & np.isin(labels, core_ids) | unseen & ~core
     new[keep] = labels[keep]
     new[core & ~np.isin(labels, core_ids)] = ids[prior.order[-1]]
+    new[_off_axis_extras(new, core, [ids[n] for n in prior.core])] = ids[prior.order[-1]]
     report = _report(labels, new, classes, tissue, core)
     report["unseen_fraction"] = round(float(np.count_nonzero(unseen) / max(np.count_nonzero(tissue), 1)), 4)
     return new, report
