@@ -236,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="AdaBN on each section's own image when segmenting (unlabelled; default off)")
     ap.add_argument("--layer-prior", choices=("auto", "off"), default="auto",
                     help="enforce the preset's laminar order (default auto)")
-    ap.add_argument("--orientation", choices=("auto", "as-is"), default="auto",
-                    help="upright models: pick the quarter turn the network is most confident of (default auto)")
+    ap.add_argument("--orientation", choices=("ensemble", "auto", "as-is"), default="ensemble",
+                    help="upright models: combine the four quarter turns (default ensemble) or pick the one "
+                         "the network is most confident of (auto)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "real_regions")
     args = ap.parse_args(argv)
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             record, rmap, predicted = score_section(
                 section, model, label_to_class, tta=args.tta == "on", device=args.device,
                 adapt_norm=args.adapt_norm == "on", layer_prior=None if args.layer_prior == "off" else "auto",
-                orientation=None if args.orientation == "as-is" else "auto")
+                orientation=None if args.orientation == "as-is" else args.orientation)
             record["model"] = str(args.model or label_map[set_name]["preset"])
             record["adapt"] = args.adapt
             plot_section(section, rmap, predicted, label_to_class, record,

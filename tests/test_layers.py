@@ -152,6 +152,31 @@ def test_presets_declare_their_layers_without_changing_the_spec_hash():
         td.seg.LayerPrior(order=("a", "b"), thickness_um={"a": 1.0}, min_core_depth=1.5)
 
 
+def test_network_probabilities_move_layer_boundaries_only_near_them():
+    """Fused with the network's probabilities, a pixel near a layer boundary takes the layer
+    the network prefers; far from a boundary the depth decides whatever the network says."""
+    labels, tissue = noisy_bulb()
+    radius = np.hypot(*(np.mgrid[:200, :200] - 100))
+    probs = np.full((4, 200, 200), 0.05, np.float32)
+    probs[2] = 0.85  # the network says gl everywhere ...
+    probs[1][(radius > 50) & (radius < 60)] = 0.9  # ... except onl in a ring deep inside gl
+    probs[2][(radius > 50) & (radius < 60)] = 0.05
+    prior = td.seg.LayerPrior(order=("onl", "gl", "core"), thickness_um={"onl": 100.0, "gl": 300.0}, softness=0.02)
+    new, report = td.seg.apply_layer_prior(labels, BULB, prior, PX_UM, probabilities=probs)
+    hard, _ = td.seg.apply_layer_prior(labels, BULB, prior, PX_UM)
+    assert report["applied"]
+    near_edge = (radius > 69) & (radius < 71.5)  # depth (80 - r) / 40 ~0.25: the onl/gl boundary
+    assert np.all(hard[near_edge & (radius < 70)] == 2) and np.all(hard[(radius > 70.2) & (radius < 71.5)] == 1)
+    assert np.all(new[near_edge] == 2)
+    assert np.all(new[(radius > 52) & (radius < 58)] == 2)  # depth ~0.5-0.7: gl, the network's onl refused
+    assert np.all(new[(radius > 74) & (radius < 79)] == 1)  # the outer 5 px: onl although the network says gl
+    no_softness = td.seg.LayerPrior(order=("onl", "gl", "core"), thickness_um={"onl": 100.0, "gl": 300.0},
+                                    softness=0.0)
+    assert np.array_equal(td.seg.apply_layer_prior(labels, BULB, no_softness, PX_UM, probabilities=probs)[0], hard)
+    with pytest.raises(InputError, match="softness must lie in"):
+        td.seg.LayerPrior(order=("a", "b"), thickness_um={"a": 1.0}, softness=-0.1)
+
+
 @pytest.mark.parametrize(("layers", "message"), [
     ({"order": ["glomerular_layer"], "thickness_um": {}}, "at least two distinct"),
     ({"order": ["glomerular_layer", "granule_cell_layer"], "surface": "pia",

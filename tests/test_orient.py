@@ -1,4 +1,5 @@
-"""orientation='auto': an upright model's map is made in the quarter turn it is surest of."""
+"""orientation='auto': an upright model's map is made in the quarter turn it is surest of;
+orientation='ensemble': the four turns combined."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class TopIsFirst(torch.nn.Module):
         dark_top = (x[:, :, : h // 4].mean() < x[:, :, 3 * h // 4:].mean()).float()
         logits = torch.zeros(b, 3, h, w)
         logits[:, 0] = -8.0  # never outside
-        logits[:, 1] = 4.0 * dark_top  # region "a" everywhere, confidently only when dark is on top
+        logits[:, 1] = 4.0 * dark_top  # region "a" everywhere, confidently only when dark is on top ...
+        logits[:, 2] = 0.5  # ... else a slight preference for "b"
         return logits
 
 
@@ -47,6 +49,23 @@ def test_auto_orientation_turns_back_the_most_confident_map(upright_model):
     assert "orientation" not in as_is.meta and np.all(as_is.labels > 0)
 
 
+def test_ensemble_orientation_combines_the_four_turns(upright_model):
+    image = np.full((64, 48, 3), 120, np.uint8)
+    image[:, :12] = 40  # dark on the left: only one turn finds "a" with confidence
+    as_is = td.seg.segment(image, upright_model, pixel_size_um=10.0, tissue=False, tta=False, layer_prior=None,
+                           device="cpu")
+    assert np.all(as_is.labels == 2)  # unsure, as given: "b"
+    rmap = td.seg.segment(image, upright_model, pixel_size_um=10.0, tissue=False, tta=False, layer_prior=None,
+                          orientation="ensemble", device="cpu")
+    assert rmap.meta["orientation"]["quarter_turns"] == "ensemble"
+    assert len(rmap.meta["orientation"]["confidence"]) == 4
+    assert rmap.labels.shape == (64, 48) and rmap.probabilities.shape == (3, 64, 48)
+    assert np.allclose(rmap.probabilities.astype(np.float32).sum(axis=0), 1.0, atol=1e-2)
+    # geometric mean: one sure turn (a 0.97) outweighs three unsure ones (a 0.38, b 0.62)
+    assert np.all(rmap.labels == 1)
+    assert rmap.meta["layer_prior"] is None
+
+
 def test_a_turn_without_tissue_never_wins():
     from topdown.seg.orient import confidence
 
@@ -66,3 +85,15 @@ def test_bad_orientation_is_refused(upright_model):
     with pytest.raises(InputError, match="orientation='upright' is not allowed"):
         td.seg.segment(np.full((32, 32, 3), 100, np.uint8), upright_model, pixel_size_um=10.0,
                        orientation="upright", device="cpu")
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], None), (["--orientation", "auto"], "auto"),
+                                                 (["--orientation", "ensemble"], "ensemble")])
+def test_cli_orientation_option(flag, expected):
+    import argparse
+
+    from topdown.cli._inference_options import add_inference_options, orientation_arg
+
+    parser = argparse.ArgumentParser()
+    add_inference_options(parser)
+    assert orientation_arg(parser.parse_args(flag)) == expected

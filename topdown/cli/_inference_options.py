@@ -18,14 +18,15 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="layered tissue (olfactory bulb, cortex): keep the network's core and surface layers "
                              "and assign those between by laminar depth from the preset's layer thicknesses "
                              "(default: auto, where the model's preset declares a layer order; off: the raw map)")
-    parser.add_argument("--orientation", choices=("as-is", "auto"), default="as-is",
-                        help="auto: for a model trained upright, segment the image's four quarter turns and keep "
-                             "the one the network is most confident of (4x the time); default as-is")
+    parser.add_argument("--orientation", choices=("as-is", "auto", "ensemble"), default="as-is",
+                        help="for a model trained upright, segment the image's four quarter turns (4x the time) "
+                             "and keep the one the network is most confident of (auto) or combine all four "
+                             "(ensemble); default as-is")
 
 
 def orientation_arg(args: argparse.Namespace) -> str | None:
     """``--orientation`` as :func:`topdown.seg.segment` takes it."""
-    return "auto" if args.orientation == "auto" else None
+    return None if args.orientation == "as-is" else args.orientation
 
 
 def layer_prior_arg(args: argparse.Namespace) -> str | None:

@@ -221,16 +221,16 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     return labels, probs
 
 
-def _apply_prior(labels: np.ndarray, model, layer_prior) -> tuple[np.ndarray, dict | None]:
-    """Labels with the layer prior enforced (see :func:`segment`) and its report (``None`` if off)."""
-    from .layers import LayerPrior, apply_layer_prior
+def _apply_prior(labels: np.ndarray, probs: np.ndarray | None, model, layer_prior) -> tuple[np.ndarray, dict | None]:
+    """Labels with the layer prior (resolved, or ``None``) enforced (see :func:`segment`) and its
+    report (``None`` if off)."""
+    from .layers import apply_layer_prior
 
-    layer_prior = LayerPrior.resolve(layer_prior, model)
     if layer_prior is None:
         return labels, None
     if model.pixel_size_um is None:
         return labels, {"applied": False, "reason": "the model has no pixel size: laminar depth needs micrometres"}
-    return apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um))
+    return apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um), probabilities=probs)
 
 
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
@@ -291,7 +291,8 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     layer_prior
         Enforce the laminar order of layered tissue (:mod:`topdown.seg.layers`): keep the
         network's core and surface anchors and assign the layers between them by laminar
-        depth, in proportion to the preset's layer thicknesses. ``"auto"`` uses the prior
+        depth, in proportion to the preset's layer thicknesses, with the network's own call
+        deciding near the layer boundaries (``LayerPrior.softness``). ``"auto"`` uses the prior
         of the preset the model was trained on when it declares one (``layers:`` in the
         YAML: olfactory_bulb, cortex_laminar), a :class:`~topdown.seg.LayerPrior` is used
         as given, ``None`` keeps the network's map. What it changed, per region, is in
@@ -302,7 +303,9 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         ``None`` (default): segment the image as it is. ``"auto"``, for a model trained
         ``upright``: segment the image's four quarter turns and keep the map the network is
         most confident of, turned back (:mod:`topdown.seg.orient`; four times the time;
-        ``meta["orientation"]`` says which turn won). Free-orientation models need no search.
+        ``meta["orientation"]`` says which turn won). ``"ensemble"``: combine the four
+        turns' probabilities by their geometric mean instead of picking one (better on real
+        cortex, where no turn is clearly surest). Free-orientation models need no search.
     progress
         Show a progress bar over tiles.
 
@@ -317,6 +320,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     >>> rmap.to_geodataframe()  # doctest: +SKIP
     """
     from .checkpoint import load
+    from .layers import LayerPrior
     from .loop import pick_device
 
     require_flag("adapt_norm", adapt_norm)
@@ -325,12 +329,13 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     model = load(model, device=device)
     src = open_image(image, background=model.background_value)
     scale = _image_scale(image, src, model, pixel_size_um, scalefactors, image_kind)
-    if orientation not in (None, "auto"):
-        raise InputError(f"orientation={orientation!r} is not allowed; give None (as it is) or 'auto'")
-    if orientation == "auto" and model.orientation == "upright":
-        from .orient import segment_quarter_turns
+    if orientation not in (None, "auto", "ensemble"):
+        raise InputError(f"orientation={orientation!r} is not allowed; give None (as it is), 'auto' or 'ensemble'")
+    if orientation in ("auto", "ensemble") and model.orientation == "upright":
+        from .orient import segment_quarter_turns, segment_turn_ensemble
 
-        return segment_quarter_turns(src, model, scale, dict(
+        search = segment_quarter_turns if orientation == "auto" else segment_turn_ensemble
+        return search(src, model, scale, dict(
             tissue=tissue, tile=tile, overlap=overlap, batch_size=batch_size, probabilities=probabilities,
             device=device, tta=tta, adapt_norm=adapt_norm, layer_prior=layer_prior, progress=progress))
     factor, img_px = scale.per_pixel("map"), scale.um  # map pixels and µm per image pixel
@@ -354,11 +359,14 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         from .adabn import adapt_to_image
 
         model = adapt_to_image(model, src, factor, device=device)
+    prior = LayerPrior.resolve(layer_prior, model)
     labels, probs = predict(model, src, factor, tile=tile, overlap=overlap, batch_size=batch_size,
-                            device=device, probabilities=probabilities, tissue=tmask, tissue_step=tstep,
-                            tta=bool(tta), outside_min=np.inf if all_tissue else OUTSIDE_CONFIDENT,
+                            device=device, probabilities=probabilities or prior is not None, tissue=tmask,
+                            tissue_step=tstep, tta=bool(tta), outside_min=np.inf if all_tissue else OUTSIDE_CONFIDENT,
                             progress_desc="segment" if progress else None)
-    labels, prior_report = _apply_prior(labels, model, layer_prior)
+    labels, prior_report = _apply_prior(labels, probs, model, prior)
+    if not probabilities:
+        probs = None
     meta = {"model": model.name, "model_source": getattr(model, "source", None),
             "weights_sha256": model.weights_sha256, "spec_hash": model.spec_hash,
             "image_pixel_size_um": img_px, "model_pixel_size_um": model.pixel_size_um,

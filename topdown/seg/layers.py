@@ -43,6 +43,9 @@ MIN_CORE_DEPTH = 0.5
 #: the deepest point of their core component, is under this share become the core layer: the
 #: rostral migratory stream runs along the bulb's axis, not along its granule layer's edge
 CORE_EXTRA_MIN_DEPTH = 0.5
+#: width of a layer boundary in laminar depth when the network's probabilities are fused
+#: with depth (the default of :attr:`LayerPrior.softness`)
+SOFTNESS = 0.02
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class LayerPrior:
         Mean thickness of each layer assigned by depth, outermost first.
     min_core_depth
         Core nearer the surface than this share of the summed thickness is refused.
+    softness
+        Width, in laminar depth, of the boundaries between layers assigned by depth when
+        the network's probabilities are given: near a boundary the network's call decides,
+        far from it the depth does (``0``: depth alone).
 
     Examples
     --------
@@ -77,6 +84,7 @@ class LayerPrior:
     surface: str = "outside"
     thickness_um: dict[str, float] = field(default_factory=dict)
     min_core_depth: float = MIN_CORE_DEPTH
+    softness: float = SOFTNESS
 
     def __post_init__(self) -> None:
         from ..errors import InputError
@@ -84,6 +92,9 @@ class LayerPrior:
         if not 0.0 <= float(self.min_core_depth) <= 1.0:
             raise InputError(f"min_core_depth must lie in [0, 1] (a share of the summed layer thickness), "
                              f"got {self.min_core_depth!r}")
+        if not 0.0 <= float(self.softness) <= 0.5:
+            raise InputError(f"softness must lie in [0, 0.5] (a width in laminar depth; 0: depth alone), "
+                             f"got {self.softness!r}")
 
     @classmethod
     def from_spec(cls, spec) -> LayerPrior | None:
@@ -231,7 +242,7 @@ def _skipped(reason: str) -> dict:
 
 
 def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
-                      pixel_size_um: float) -> tuple[np.ndarray, dict]:
+                      pixel_size_um: float, probabilities: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Enforce ``prior`` on a label map; returns the new labels and a report.
 
     Parameters
@@ -244,6 +255,11 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
         The laminar order (:class:`LayerPrior`).
     pixel_size_um
         Micrometres per pixel of ``labels``.
+    probabilities
+        The network's ``(len(classes) + 1, H, W)`` region probabilities (outside first), as
+        ``RegionMap.probabilities``. With them, a pixel's layer is the one most probable
+        under both its depth (a band between the layer's relative thicknesses, with sides
+        ``prior.softness`` wide) and the network; without them, depth alone decides.
 
     Returns
     -------
@@ -290,7 +306,10 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     depth = laminar_depth(tissue, core, surface, pixel_size_um, prior.total_um)
     edges = np.cumsum(list(prior.thickness_um.values())) / prior.total_um
     layer_ids = np.array([ids[n] for n in prior.depth_layers], dtype=labels.dtype)
-    new = layer_ids[np.searchsorted(edges[:-1], depth, side="right")]
+    if probabilities is not None and prior.softness > 0:
+        new = layer_ids[_depth_and_network(depth, probabilities, layer_ids, edges, prior.softness)]
+    else:
+        new = layer_ids[np.searchsorted(edges[:-1], depth, side="right")]
     unseen = np.zeros_like(tissue)
     if prior.surface == "outside":  # glass bounds the layers: a crop may hide it
         unseen = tissue & (_distance_to_cut_frame(tissue) * pixel_size_um < d_surface_um)
@@ -301,6 +320,24 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     report = _report(labels, new, classes, tissue, core)
     report["unseen_fraction"] = round(float(np.count_nonzero(unseen) / max(np.count_nonzero(tissue), 1)), 4)
     return new, report
+
+
+def _depth_and_network(depth: np.ndarray, probabilities: np.ndarray, layer_ids: np.ndarray, edges: np.ndarray,
+                       softness: float, rows: int = 512) -> np.ndarray:
+    """Index into ``layer_ids`` of the layer each pixel takes: the argmax over layers of
+    log P(layer | depth) + log p(layer | network), P(layer | depth) a band between the
+    layer's edges (``edges``: cumulative relative thickness) with logistic sides ``softness``
+    wide. Row blocks of ``rows`` bound the memory."""
+    lo = np.concatenate([[-np.inf], edges[:-1]])[:, None, None]
+    hi = np.concatenate([edges[:-1], [np.inf]])[:, None, None]
+    out = np.zeros(depth.shape, dtype=np.intp)
+    for r0 in range(0, depth.shape[0], rows):
+        t = depth[None, r0:r0 + rows].astype(np.float32)
+        with np.errstate(invalid="ignore"):  # inf - inf never happens: lo < hi
+            band = -np.logaddexp(0.0, (lo - t) / softness) - np.logaddexp(0.0, (t - hi) / softness)
+        net = np.log(probabilities[layer_ids, r0:r0 + rows].astype(np.float32) + 1e-4)
+        out[r0:r0 + rows] = np.argmax(band + net, axis=0)
+    return out
 
 
 def _distance_to_cut_frame(tissue: np.ndarray) -> np.ndarray:
