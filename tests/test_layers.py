@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,23 @@ def test_surface_layer_anchor_ignores_cut_edges():
     assert np.all(new[2:18, 27:-2] == 1) and np.all(new[122:, 27:-2] == 4) and np.all(new[:, :25] == 0)
 
 
+def test_surface_margin_continues_the_surface_layer_inside_the_networks_call():
+    """Layer 1 continues ``surface_margin_um`` past the network's call, and the layers below shift."""
+    classes = ["l1", "l2", "l3", "wm"]
+    labels = np.full((200, 160), 3, np.uint8)
+    labels[:20], labels[120:] = 1, 4  # the network's layer 1 (200 µm) and white matter from 1.2 mm
+    prior = td.seg.LayerPrior(order=tuple(classes), surface="l1", thickness_um={"l2": 200.0, "l3": 600.0},
+                              surface_margin_um=200.0)
+    new, report = td.seg.apply_layer_prior(labels, classes, prior, PX_UM)
+    assert report["applied"]
+    # 100 px from the call to the white matter over 1000 µm of bands: l1 20 px more, l2 20, l3 60
+    assert np.all(new[:38] == 1) and np.all(new[42:58] == 2) and np.all(new[62:118] == 3)
+    plain, _ = td.seg.apply_layer_prior(labels, classes, dataclasses.replace(prior, surface_margin_um=0.0), PX_UM)
+    assert np.all(plain[22:43] == 2)
+    with pytest.raises(InputError, match="surface_margin_um must be >= 0 and needs a surface layer"):
+        td.seg.LayerPrior(order=("a", "b"), thickness_um={"a": 1.0}, surface_margin_um=50.0)
+
+
 def test_a_crop_keeps_the_networks_call_where_the_surface_may_lie_beyond_the_image():
     labels, tissue = noisy_bulb()
     crop = labels[:, 60:]  # the bulb runs off the left image edge
@@ -148,6 +167,7 @@ def test_presets_declare_their_layers_without_changing_the_spec_hash():
     assert td.seg.LayerPrior.from_spec(td.sim.load_preset("spinal_cord")) is None
     assert prior.min_core_depth == 0.5
     assert td.seg.LayerPrior.from_spec(td.sim.load_preset("cortex_laminar")).min_core_depth == 0.75
+    assert td.seg.LayerPrior.from_spec(td.sim.load_preset("cortex_laminar")).surface_margin_um == 90.0
     with pytest.raises(InputError, match="min_core_depth must lie in"):
         td.seg.LayerPrior(order=("a", "b"), thickness_um={"a": 1.0}, min_core_depth=1.5)
 
@@ -187,6 +207,8 @@ def test_network_probabilities_move_layer_boundaries_only_near_them():
     ({"order": ["nerve", "granule_cell_layer"], "thickness_um": {"nerve": 100}}, "layers: unknown region 'nerve'"),
     ({"order": ["glomerular_layer", "granule_cell_layer"], "thickness_um": {"glomerular_layer": 100},
       "min_core_depth": 2}, "out of range"),
+    ({"order": ["glomerular_layer", "granule_cell_layer"], "thickness_um": {"glomerular_layer": 100},
+      "surface_margin_um": 50}, "surface_margin_um: needs a surface layer"),
 ])
 def test_bad_layers_block_names_the_problem(layers, message):
     data = td.sim.load_preset("olfactory_bulb").to_dict()

@@ -11,7 +11,10 @@ network's anchors, measures a *laminar depth* for every other tissue pixel,
 
 and reads the layer off the preset's relative thicknesses. The surface is the tissue
 edge (``surface: outside``), or the outermost layer as the network finds it (cortical
-layer 1 along the pia, so that cut edges are not taken for a surface). Where two core
+layer 1 along the pia, so that cut edges are not taken for a surface; it may continue
+``surface_margin_um`` past the network's call, as a band assigned by depth). With the
+network's probabilities, a pixel near a boundary between two layers takes the one the
+network prefers (boundaries ``softness`` wide in depth). Where two core
 anchors lie at least one laminar thickness apart (the two olfactory bulbs of a coronal
 section, which touch without glass between them), the line halfway between them is a
 surface too.
@@ -66,6 +69,9 @@ class LayerPrior:
         Mean thickness of each layer assigned by depth, outermost first.
     min_core_depth
         Core nearer the surface than this share of the summed thickness is refused.
+    surface_margin_um
+        How far the surface layer (``surface`` other than ``"outside"``) continues inside
+        the network's call of it, assigned by depth like the others.
     softness
         Width, in laminar depth, of the boundaries between layers assigned by depth when
         the network's probabilities are given: near a boundary the network's call decides,
@@ -84,6 +90,7 @@ class LayerPrior:
     surface: str = "outside"
     thickness_um: dict[str, float] = field(default_factory=dict)
     min_core_depth: float = MIN_CORE_DEPTH
+    surface_margin_um: float = 0.0
     softness: float = SOFTNESS
 
     def __post_init__(self) -> None:
@@ -92,6 +99,9 @@ class LayerPrior:
         if not 0.0 <= float(self.min_core_depth) <= 1.0:
             raise InputError(f"min_core_depth must lie in [0, 1] (a share of the summed layer thickness), "
                              f"got {self.min_core_depth!r}")
+        if float(self.surface_margin_um) < 0 or (self.surface_margin_um and self.surface == "outside"):
+            raise InputError(f"surface_margin_um must be >= 0 and needs a surface layer (surface='{self.order[0]}'), "
+                             f"got {self.surface_margin_um!r} with surface={self.surface!r}")
         if not 0.0 <= float(self.softness) <= 0.5:
             raise InputError(f"softness must lie in [0, 0.5] (a width in laminar depth; 0: depth alone), "
                              f"got {self.softness!r}")
@@ -104,7 +114,7 @@ class LayerPrior:
             return None
         return cls(order=tuple(layers.order), core=tuple(layers.core), surface=layers.surface,
                    thickness_um={k: float(layers.thickness_um[k]) for k in layers.depth_layers},
-                   min_core_depth=float(layers.min_core_depth))
+                   min_core_depth=float(layers.min_core_depth), surface_margin_um=float(layers.surface_margin_um))
 
     @classmethod
     def for_model(cls, model) -> LayerPrior | None:
@@ -147,6 +157,13 @@ class LayerPrior:
     def depth_layers(self) -> list[str]:
         """The layers assigned by depth, outermost first."""
         return list(self.thickness_um)
+
+    @property
+    def depth_bands(self) -> dict[str, float]:
+        """Thickness in µm of each band assigned by depth, outermost first: the surface
+        layer's margin (when set), then :attr:`thickness_um`."""
+        margin = {self.surface: float(self.surface_margin_um)} if self.surface_margin_um > 0 else {}
+        return {**margin, **self.thickness_um}
 
     @property
     def total_um(self) -> float:
@@ -303,9 +320,10 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     core = _core(labels, tissue, core_ids, d_surface_um, prior.min_core_depth * prior.total_um, min_px)
     if not core.any():
         return labels, _skipped(f"no {prior.order[-1]} found deep enough to anchor the layers")
-    depth = laminar_depth(tissue, core, surface, pixel_size_um, prior.total_um)
-    edges = np.cumsum(list(prior.thickness_um.values())) / prior.total_um
-    layer_ids = np.array([ids[n] for n in prior.depth_layers], dtype=labels.dtype)
+    bands = prior.depth_bands
+    depth = laminar_depth(tissue, core, surface, pixel_size_um, sum(bands.values()))
+    edges = np.cumsum(list(bands.values())) / sum(bands.values())
+    layer_ids = np.array([ids[n] for n in bands], dtype=labels.dtype)
     if probabilities is not None and prior.softness > 0:
         new = layer_ids[_depth_and_network(depth, probabilities, layer_ids, edges, prior.softness)]
     else:

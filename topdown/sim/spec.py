@@ -398,6 +398,10 @@ class LayersSpec(_Spec):
         ``thickness_um`` contradicts the order and is refused (0-1, default 0.5). How far a
         tissue's layers may thin below their mean: a whole-section tissue whose size varies
         (the bulb) keeps 0.5; the cortex, whose white matter lies under all six layers, is stricter.
+    surface_margin_um
+        With a surface layer (``surface: order[0]``): how far, in micrometres, that layer
+        continues inside the network's call of it, assigned by depth like the others
+        (default 0: it ends where the network's call ends).
     """
 
     order: list[str] = _f("strlist")
@@ -405,6 +409,7 @@ class LayersSpec(_Spec):
     surface: str = _f("name", "outside")
     thickness_um: dict = _f("mapping", {})
     min_core_depth: float = _f("float", 0.5, lo=0.0, hi=1.0)
+    surface_margin_um: float = _f("float", 0.0, lo=0.0, hi=1e5)
 
     @property
     def depth_layers(self) -> list[str]:
@@ -423,6 +428,9 @@ class LayersSpec(_Spec):
                             f"(the layers assigned by depth); got {', '.join(map(str, self.thickness_um)) or 'none'}")
         for name, value in self.thickness_um.items():
             self.thickness_um[name] = _num(value, f"{where}.thickness_um.{name}", 1e-3, 1e6)
+        if self.surface_margin_um and self.surface == "outside":
+            raise SpecError(f"{where}.surface_margin_um: needs a surface layer (surface: {self.order[0]!r}); "
+                            f"with surface: outside every outer layer is assigned by depth already")
 
 
 # --------------------------------------------------------------------------- tissue spec
