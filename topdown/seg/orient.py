@@ -16,7 +16,8 @@ prior runs once on the combined map.
 Measured on the real DLPFC sections of ``real_dev`` (``cortex_laminar``, adapted with
 ``td.seg.adapt``, with its layer prior; ``benchmarks/real_regions.py``): mean ARI 0.182 as
 given, 0.240 with the turn picked by confidence (0.315 with the later layer prior that
-fuses depth with the network's call), 0.34 with the ensemble. The confidences of the four
+fuses depth with the network's call), 0.344 with the ensemble (0.372 with the cortex's
+``surface_margin_um``). The confidences of the four
 turns differ by only 0.01-0.05 there, and the surest turn is the best one in two sections
 of four: the ensemble was chosen over it by the mean over the four sections.
 """
