@@ -66,6 +66,18 @@ def test_ensemble_orientation_combines_the_four_turns(upright_model):
     assert rmap.meta["layer_prior"] is None
 
 
+def test_ensemble_orientation_applies_the_layer_prior_once_on_the_combined_map(upright_model):
+    """The prior runs on the combined map, with its probabilities: its report is the ensemble's."""
+    image = np.full((64, 48, 3), 120, np.uint8)
+    image[:, :12] = 40
+    prior = td.seg.LayerPrior(order=("a", "b"), thickness_um={"a": 100.0})
+    rmap = td.seg.segment(image, upright_model, pixel_size_um=10.0, tissue=False, tta=False, layer_prior=prior,
+                          orientation="ensemble", device="cpu")
+    # all tissue, no glass: the prior has no surface to measure depth from and says so
+    assert rmap.meta["layer_prior"] == {"applied": False,
+                                        "reason": "no glass in view: the section's surface lies outside the image"}
+
+
 def test_a_turn_without_tissue_never_wins():
     from topdown.seg.orient import confidence
 
