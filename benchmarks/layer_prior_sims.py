@@ -46,12 +46,10 @@ def score(name: str, n: int, out: Path) -> dict[str, float]:
         rec = json.loads(line)
         image = np.asarray(Image.open(folder / rec["image"]).convert("RGB"))
         mask = np.asarray(Image.open(folder / rec["mask"]))
-        rows, cols = np.mgrid[0:mask.shape[0], 0:mask.shape[1]]
-        xy = np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5])
         for mode, cm in cms.items():
             rmap = td.seg.segment(image, model, pixel_size_um=rec["pixel_size_um"], device="cpu", progress=False,
                                   layer_prior=None if mode == "off" else "auto")
-            cm += confusion(mask, rmap.lookup(xy).reshape(mask.shape), k)
+            cm += confusion(mask, rmap.image_labels(mask.shape), k)
     return {mode: round(float(scores(cm, ["outside", *model.classes])["miou"]), 4) for mode, cm in cms.items()}
 
 

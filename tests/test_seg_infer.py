@@ -386,3 +386,13 @@ def test_dapi_field_full_of_tissue_has_no_outside():
     r = td.seg.segment(field, m, pixel_size_um=1.0)
     assert r.meta["params"]["all_tissue"] is False
     assert r.labels[:, -10:].max() == 0 and r.labels[:, :150].max() == 0  # confident 'outside' kept
+
+
+def test_image_labels_show_the_map_at_image_resolution():
+    labels = np.array([[0, 1], [2, 2]], np.uint8)
+    rmap = td.seg.RegionMap(labels=labels, classes=("a", "b"), downsample=3.0, image_shape=(6, 5, 3))
+    img = rmap.image_labels()
+    assert img.shape == (6, 5)
+    assert np.array_equal(img[:3, :3], np.zeros((3, 3))) and np.all(img[:3, 3:] == 1) and np.all(img[3:] == 2)
+    assert rmap.image_labels((2, 2)).tolist() == [[0, 0], [0, 0]]
+    assert np.array_equal(td.seg.RegionMap(labels=labels, classes=("a", "b")).image_labels(), labels)

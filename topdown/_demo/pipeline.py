@@ -39,10 +39,7 @@ def _model(preset: str, out: Path, quick: bool, seed: int):
 def _segmentation_scores(sample: StudySample, rmap, classes: list[str]) -> dict:
     from ..seg.metrics import confusion, scores
 
-    h, w = sample.truth_mask.shape
-    rows, cols = np.mgrid[0:h, 0:w]
-    xy = np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5])
-    pred = rmap.lookup(xy).reshape(h, w)
+    pred = rmap.image_labels(sample.truth_mask.shape)
     cm = confusion(sample.truth_mask, pred, len(classes) + 1)
     s = scores(cm, ["outside", *classes])
     return {"sample": sample.name, "condition": sample.condition, "pixel_accuracy": s["pixel_accuracy"],

@@ -328,6 +328,23 @@ class RegionMap:
         out[ok] = self.labels[row[ok], col[ok]]
         return out
 
+    def image_labels(self, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Labels at the centre of every pixel of an image of ``shape`` (``(H, W)``; default:
+        the segmented image's): the map seen at image resolution, e.g. to score it against a
+        mask of that image.
+
+        Examples
+        --------
+        >>> import numpy as np, topdown as td
+        >>> rmap = td.seg.RegionMap(labels=np.array([[1, 2]], np.uint8), classes=("a", "b"), downsample=2.0)
+        >>> rmap.image_labels((2, 4)).tolist()
+        [[1, 1, 2, 2], [1, 1, 2, 2]]
+        """
+        shape = shape if shape is not None else self.image_shape
+        h, w = int(shape[0]), int(shape[1])
+        rows, cols = np.mgrid[0:h, 0:w]
+        return self.lookup(np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5])).reshape(h, w)
+
     def keep_tissue_at(self, xy: np.ndarray) -> RegionMap:
         """A copy without the pieces of tissue that hold none of the points ``xy``.
 
