@@ -56,7 +56,8 @@ def pseudo_labels(model, target: TargetImage, *, keep: float = 0.5, min_confiden
     labels, probs = predict(model, ImageSource(target.image), 1.0, device=device, tissue=target.tissue,
                             tissue_step=1.0, tta=True)
     if layer_prior is not None:
-        labels, _ = apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um))
+        labels, _ = apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um),
+                                      probabilities=probs)
     conf = np.take_along_axis(probs, labels[None].astype(np.int64), axis=0)[0].astype(np.float32)
     out = np.full(labels.shape, IGNORE, dtype=np.uint8)
     for c in np.unique(labels):
