@@ -148,6 +148,26 @@ def test_core_shallower_than_min_core_depth_is_refused():
     assert set(np.unique(new[100:120, 65:95])) == {3}  # refused: the layer its depth falls in
 
 
+def test_surface_calls_beside_the_core_are_refused_when_no_core_is_deep_enough():
+    """Cortex: layer 1 called along the pia and also along a cut edge right beside the white
+    matter. No white matter lies deep enough under that strip, so the strip (not the white
+    matter) contradicts the order: it is dropped from the surface and assigned by depth."""
+    classes = ["l1", "l2", "l3", "wm"]
+    prior = td.seg.LayerPrior(order=tuple(classes), surface="l1", thickness_um={"l2": 500.0, "l3": 1000.0},
+                              min_core_depth=0.75)
+    labels = np.full((240, 160), 3, np.uint8)
+    labels[:20] = 1  # the pia
+    labels[180:] = 4  # white matter 1.6 mm under it
+    labels[140:240, :25] = 1  # layer 1 called along the cut edge beside the white matter (0.25 mm2)
+    new, report = td.seg.apply_layer_prior(labels, classes, prior, PX_UM)
+    assert report["applied"] and report["surface_refused_near_core"]
+    assert np.all(new[185:-1, 30:-1] == 4)  # the white matter anchors the layers
+    assert not np.any(new[145:235, 2:22] == 1)  # the strip is read by depth: no layer 1 beside the white matter
+    assert np.all(new[2:18, 20:] == 1)  # the pia stays
+    plain, plain_report = td.seg.apply_layer_prior(labels[:, 25:], classes, prior, PX_UM)  # no strip: as before
+    assert plain_report["applied"] and not plain_report["surface_refused_near_core"]
+
+
 def test_unknown_prior_class_is_a_clear_error():
     labels, _ = noisy_bulb()
     with pytest.raises(InputError, match="the layer prior names"):

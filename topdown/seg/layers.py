@@ -226,6 +226,19 @@ def _off_axis_extras(labels: np.ndarray, core: np.ndarray, extra_ids: list[int])
     return np.concatenate([[False], shallow])[blobs]
 
 
+def _away_from_core(surface: np.ndarray, core_calls: np.ndarray, min_depth_um: float, pixel_size_um: float,
+                    min_px: float) -> np.ndarray:
+    """``surface`` without its components whose median distance to the network's (cleaned)
+    core calls is under ``min_depth_um``: a surface layer beside the core contradicts the order."""
+    core = _clean(core_calls, min_px)
+    if not core.any():
+        return surface
+    d_core_um = ndi.distance_transform_edt(~core) * pixel_size_um
+    comp, n = ndi.label(surface)
+    far = np.asarray(ndi.median(d_core_um, comp, range(1, n + 1))) >= min_depth_um
+    return np.concatenate([[False], far])[comp]
+
+
 def _midlines(core: np.ndarray, d_core_um: np.ndarray, nearest: np.ndarray, total_um: float) -> np.ndarray:
     """Pixels halfway between two core components at least ``total_um`` apart."""
     comp, _ = ndi.label(core)
@@ -289,7 +302,9 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
         ``changed_by_region`` (per region of the network's map, the share of its pixels
         relabelled: where the image contradicts the prior), ``core_fraction``,
         ``unseen_fraction`` (tissue nearer the image edge than any surface: a crop whose surface
-        may lie beyond the image; the network's call is kept there).
+        may lie beyond the image; the network's call is kept there), ``surface_refused_near_core``
+        (True when no core lay deep enough under the surface layer's calls, and the calls
+        nearer the core than ``min_core_depth`` were dropped instead).
 
     Examples
     --------
@@ -317,7 +332,17 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
             return labels, _skipped(f"no {prior.surface} found to mark the surface")
     d_surface_um = ndi.distance_transform_edt(~surface) * pixel_size_um
     core_ids = [ids[n] for n in (prior.order[-1], *prior.core)]
-    core = _core(labels, tissue, core_ids, d_surface_um, prior.min_core_depth * prior.total_um, min_px)
+    min_depth_um = prior.min_core_depth * prior.total_um
+    core = _core(labels, tissue, core_ids, d_surface_um, min_depth_um, min_px)
+    refused_surface = False
+    if not core.any() and prior.surface != "outside":
+        # all the core lies near the surface layer: then it is the surface layer's calls beside
+        # the core (layer 1 along the cut edges by the white matter) that contradict the order
+        kept = _away_from_core(surface, np.isin(labels, core_ids) & tissue, min_depth_um, pixel_size_um, min_px)
+        if kept.any() and not np.array_equal(kept, surface):
+            surface, refused_surface = kept, True
+            d_surface_um = ndi.distance_transform_edt(~surface) * pixel_size_um
+            core = _core(labels, tissue, core_ids, d_surface_um, min_depth_um, min_px)
     if not core.any():
         return labels, _skipped(f"no {prior.order[-1]} found deep enough to anchor the layers")
     bands = prior.depth_bands
@@ -336,6 +361,7 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     new[core & ~np.isin(labels, core_ids)] = ids[prior.order[-1]]
     new[_off_axis_extras(new, core, [ids[n] for n in prior.core])] = ids[prior.order[-1]]
     report = _report(labels, new, classes, tissue, core)
+    report["surface_refused_near_core"] = refused_surface
     report["unseen_fraction"] = round(float(np.count_nonzero(unseen) / max(np.count_nonzero(tissue), 1)), 4)
     return new, report
 
