@@ -346,8 +346,9 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     if not core.any():
         return labels, _skipped(f"no {prior.order[-1]} found deep enough to anchor the layers")
     bands = prior.depth_bands
-    depth = laminar_depth(tissue, core, surface, pixel_size_um, sum(bands.values()))
-    edges = np.cumsum(list(bands.values())) / sum(bands.values())
+    bands_um = sum(bands.values())
+    depth = laminar_depth(tissue, core, surface, pixel_size_um, bands_um)
+    edges = np.cumsum(list(bands.values())) / bands_um
     layer_ids = np.array([ids[n] for n in bands], dtype=labels.dtype)
     if probabilities is not None and prior.softness > 0:
         new = layer_ids[_depth_and_network(depth, probabilities, layer_ids, edges, prior.softness)]

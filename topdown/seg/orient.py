@@ -48,6 +48,18 @@ def _turned_back(rmap: RegionMap, k: int, image_shape, keep_probabilities: bool,
                      meta={**rmap.meta, "orientation": report})
 
 
+def _turn_maps(src: ImageSource, model, scale: ImageScale, segment_kwargs: dict):
+    """Yield each quarter turn ``k`` and :func:`~topdown.seg.segment`'s map (with its
+    probabilities) of the image turned ``k`` times counter-clockwise, not turned back."""
+    from .infer import segment
+
+    image = src.read(0, src.shape[0], 0, src.shape[1])
+    kwargs = {**segment_kwargs, "probabilities": True, "orientation": None}
+    pixel_size = scale.um if scale.um is not None else "model"
+    for k in QUARTER_TURNS:
+        yield k, segment(np.ascontiguousarray(np.rot90(image, k)), model, pixel_size_um=pixel_size, **kwargs)
+
+
 def segment_quarter_turns(src: ImageSource, model, scale: ImageScale, segment_kwargs: dict) -> RegionMap:
     """Segment ``src`` in each quarter turn; the most confident map, in the image's orientation.
 
@@ -55,15 +67,9 @@ def segment_quarter_turns(src: ImageSource, model, scale: ImageScale, segment_kw
     model or pixel size). The result's ``meta["orientation"]`` holds ``quarter_turns``
     (counter-clockwise turns of the image the map was made in) and each turn's confidence.
     """
-    from .infer import segment
-
-    image = src.read(0, src.shape[0], 0, src.shape[1])
     keep_probabilities = segment_kwargs.get("probabilities", True)
-    kwargs = {**segment_kwargs, "probabilities": True, "orientation": None}
-    pixel_size = scale.um if scale.um is not None else "model"
     best, best_k, scores = None, 0, []
-    for k in QUARTER_TURNS:
-        rmap = segment(np.ascontiguousarray(np.rot90(image, k)), model, pixel_size_um=pixel_size, **kwargs)
+    for k, rmap in _turn_maps(src, model, scale, segment_kwargs):
         scores.append(round(confidence(rmap), 4))
         if best is None or np.nan_to_num(scores[-1], nan=-1.0) > np.nan_to_num(scores[best_k], nan=-1.0):
             best, best_k = rmap, k
@@ -84,15 +90,11 @@ def segment_turn_ensemble(src: ImageSource, model, scale: ImageScale, segment_kw
     then runs once on the combined map. ``meta["orientation"]`` holds ``"ensemble"`` and each
     turn's confidence.
     """
-    from .infer import _apply_prior, segment
+    from .infer import _apply_prior
     from .layers import LayerPrior
 
-    image = src.read(0, src.shape[0], 0, src.shape[1])
-    kwargs = {**segment_kwargs, "probabilities": True, "orientation": None, "layer_prior": None}
-    pixel_size = scale.um if scale.um is not None else "model"
     log_sum, outside_votes, scores, first = None, None, [], None
-    for k in QUARTER_TURNS:
-        rmap = segment(np.ascontiguousarray(np.rot90(image, k)), model, pixel_size_um=pixel_size, **kwargs)
+    for k, rmap in _turn_maps(src, model, scale, {**segment_kwargs, "layer_prior": None}):
         scores.append(round(confidence(rmap), 4))
         log_p = np.log(_turned_back_probabilities(rmap, k) + 1e-4)
         outside = np.rot90(rmap.labels, -k) == 0
