@@ -8,6 +8,7 @@ hold, so this is the price side of the real-tissue gain (``benchmarks/real_regio
 Run by hand:
 
     python benchmarks/layer_prior_sims.py cortex_laminar olfactory_bulb --n 30
+    python benchmarks/layer_prior_sims.py --kind sim   # the simulation-only models (weights/sim/)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _frames(name: str, n: int, out: Path) -> Path:
     return folder
 
 
-def score(name: str, n: int, out: Path) -> dict[str, float]:
+def score(name: str, n: int, out: Path, kind: str = "regions") -> dict[str, float]:
     """Pooled mIoU of ``name``'s shipped model on ``n`` frames, prior off and on."""
     from PIL import Image
 
@@ -39,7 +40,7 @@ def score(name: str, n: int, out: Path) -> dict[str, float]:
     from topdown.seg.metrics import confusion, scores
 
     folder = _frames(name, n, out)
-    model = td.seg.load(name)
+    model = td.seg.load(name, kind=kind if name in td.seg.available_models(kind) else "regions")
     k = len(model.classes) + 1
     cms = {"off": np.zeros((k, k)), "auto": np.zeros((k, k))}
     for line in (folder / "manifest.jsonl").read_text().splitlines()[:n]:
@@ -57,10 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("presets", nargs="*", default=["cortex_laminar", "olfactory_bulb"])
     ap.add_argument("--n", type=int, default=30, help="frames per preset (default 30)")
+    ap.add_argument("--kind", choices=("regions", "sim"), default="regions",
+                    help="the shipped model (default) or, where one ships, the simulation-only model")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "sim_default_imaging")
     args = ap.parse_args(argv)
     for name in args.presets:
-        res = score(name, args.n, args.out)
+        res = score(name, args.n, args.out, args.kind)
         print(f"{name}: pooled mIoU, layer prior off {res['off']:.3f}, on {res['auto']:.3f} ({args.n} frames)", flush=True)
     return 0
 

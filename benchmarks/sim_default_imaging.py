@@ -24,12 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 SEED = 5
 
 
-def score_preset(name: str, n: int, out: Path, workers: int) -> dict:
+def score_preset(name: str, n: int, out: Path, workers: int, kind: str = "regions") -> dict:
     """Render ``n`` frames of preset ``name`` at its own imaging and score its shipped model."""
     import topdown as td
 
     spec = td.sim.load_preset(name)
-    model = td.seg.load(name)
+    model = td.seg.load(name, kind=kind if name in td.seg.available_models(kind) else "regions")
     folder = out / f"{name}_seed{SEED}"
     t0 = time.perf_counter()
     if not (folder / "dataset.json").is_file():
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--presets", nargs="+", default=None, help="presets (default: every shipped H&E model's)")
     ap.add_argument("--n", type=int, default=40, help="frames per preset (default 40)")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--kind", choices=("regions", "sim"), default="regions",
+                    help="the shipped models (default) or, where one ships, the simulation-only model")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "sim_default_imaging")
     args = ap.parse_args(argv)
 
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in names:
-        row = score_preset(name, args.n, args.out, args.workers)
+        row = score_preset(name, args.n, args.out, args.workers, args.kind)
         rows.append(row)
         print(f"{name}: mIoU {row['miou']:.3f} (pixel accuracy {row['pixel_accuracy']:.3f}) on {row['frames']} frames "
               f"at the preset's {row['preset_pixel_size_um']} µm/px x {row['preset_frame_px']} px "

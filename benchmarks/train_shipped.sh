@@ -16,6 +16,8 @@
 # are set; CROP px training crops, see CROPS below), a held-out test simulation with another
 # seed (N_TEST frames), training with seed 0 (upright or free orientation, see ORIENT below),
 # then held-out evaluation written to $WEIGHTS/<preset>.eval.json (the training-validation metrics are inside <preset>.json).
+# olfactory_bulb and cortex_laminar go to $WEIGHTS/sim/ (see ADAPTED below); then run
+# benchmarks/adapt_shipped.sh for the shipped, real-adapted models.
 set -euo pipefail
 
 N=${N:-400}
@@ -94,6 +96,10 @@ DAPI_SIZE=${DAPI_SIZE:-256}
 declare -A ORIENT=( [mouse_brain_coronal]=upright [spinal_cord]=upright [cortex_laminar]=upright
                     [sciatic_nerve]=free [olfactory_bulb]=free )
 ORIENTATION=${ORIENTATION:-}
+# presets whose shipped H&E model is the simulation-only one adapted, without labels, to real
+# sections (benchmarks/adapt_shipped.sh, run after this script): their simulation-only model
+# is written to $WEIGHTS/sim/ (td.seg.load(preset, kind="sim")), the starting point of that step
+declare -A ADAPTED=( [olfactory_bulb]=1 [cortex_laminar]=1 )
 
 for preset in "${PRESETS[@]}"; do
   px=${PX[$preset]}
@@ -111,25 +117,27 @@ for preset in "${PRESETS[@]}"; do
   orient=${ORIENT[$preset]}
   if [ -n "$PIXEL_SIZE" ]; then px=$PIXEL_SIZE; fi
   if [ -n "$ORIENTATION" ]; then orient=$ORIENTATION; fi
+  out_dir=$WEIGHTS
+  if [ -n "${ADAPTED[$preset]:-}" ] && [ "$MODALITY" = he ]; then out_dir=$WEIGHTS/sim; mkdir -p "$out_dir"; fi
   data="$SIMS/$name"
   if [ "$SIM_SEED" != 1 ]; then data="$SIMS/${name}_seed$SIM_SEED"; fi
   topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N" --size "$size" --pixel-size "$px" \
       --seed "$SIM_SEED" --workers "$WORKERS" --out "$data"
   topdown simulate --preset "$preset" --modality "$MODALITY" --n "$N_TEST" --size "$size" --pixel-size "$px" \
       --seed 2 --workers "$WORKERS" --out "$SIMS/${name}_test"
-  trained="$WEIGHTS/$name.safetensors"
+  trained="$out_dir/$name.safetensors"
   if [ "$FINISH_EPOCHS" -gt 0 ]; then trained="$SIMS/$name.base.safetensors"; fi
   topdown train --data "$data" --out "$trained" --epochs "$EPOCHS" --lr "$LR" \
       --widths "$widths" --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
       --orientation "$orient" --crop "$crop" ${init_args[@]+"${init_args[@]}"}
   if [ "$FINISH_EPOCHS" -gt 0 ]; then
-    topdown train --data "$data" --init "$trained" --out "$WEIGHTS/$name.safetensors" \
+    topdown train --data "$data" --init "$trained" --out "$out_dir/$name.safetensors" \
         --epochs "$FINISH_EPOCHS" --lr "$FINISH_LR" --crop "${FINISH_CROP:-$size}" --no-class-balance \
         --device "$DEVICE" --precision "$PRECISION" --threads "$THREADS" --seed 0 --name "$name" \
         --orientation "$orient"
   fi
-  rm -f "$WEIGHTS/$name.safetensors.state.safetensors" "$SIMS/$name.base.safetensors.state.safetensors"   # resume state is not shipped
-  python - "$WEIGHTS/$name" "$SIMS/${name}_test" <<'PY'
+  rm -f "$out_dir/$name.safetensors.state.safetensors" "$SIMS/$name.base.safetensors.state.safetensors"   # resume state is not shipped
+  python - "$out_dir/$name" "$SIMS/${name}_test" <<'PY'
 import json, sys
 import topdown as td
 stem, test = sys.argv[1], sys.argv[2]

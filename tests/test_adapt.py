@@ -176,6 +176,21 @@ def test_adapt_cli_round_trip(tmp_path, tiny_model, target_png, capsys):
     assert "error" in capsys.readouterr().err
 
 
+def test_adapt_cli_names_the_model_and_takes_a_pixel_size_per_image(tmp_path, tiny_model, target_png, capsys):
+    model_path = tmp_path / "tiny.pt"
+    td.seg.save(tiny_model, model_path)
+    base = ["adapt", str(model_path), str(target_png), str(target_png), "--method", "adabn", "--device", "cpu"]
+    out = tmp_path / "named.safetensors"
+    assert main([*base, "--pixel-size", "4", "3.5", "--name", "my_tissue", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "my_tissue"
+    assert td.seg.load(out).name == "my_tissue"
+    default = tmp_path / "default.safetensors"
+    assert main([*base, "--pixel-size", "4", "--out", str(default)]) == 0
+    assert td.seg.load(default).name == "tiny+adabn"
+    assert main([*base, "--pixel-size", "4", "4", "4", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "3 pixel sizes for 2 images" in capsys.readouterr().err
+
+
 def _dapi_like() -> np.ndarray:
     rng = np.random.default_rng(0)
     img = np.zeros((96, 96, 3), np.uint8)

@@ -323,16 +323,18 @@ def test_dapi_tissue_keeps_dark_gaps_between_nuclei():
 
 @pytest.fixture(scope="module")
 def shipped_models():
-    """``{name: model}`` of every shipped model (skips where the checkout has none)."""
+    """``{name: model}`` of every shipped region model, the simulation-only ones as
+    ``sim/<name>`` (skips where the checkout has none)."""
     names = td.seg.available_models()
     if not names:
         pytest.skip("no shipped weights in this checkout")
-    return {name: td.seg.load(name) for name in names}
+    return {**{name: td.seg.load(name) for name in names},
+            **{f"sim/{name}": td.seg.load(name, kind="sim") for name in td.seg.available_models("sim")}}
 
 
 def test_shipped_models_load_by_name(shipped_models):
     for name, m in shipped_models.items():
-        assert m.name == name and m.pixel_size_um and len(m.classes) >= 2
+        assert m.name == name.removeprefix("sim/") and m.pixel_size_um and len(m.classes) >= 2
         assert m.weights_sha256 and m.metrics.get("epochs_done")
         r = td.seg.segment(np.full((40, 40, 3), 240, np.uint8), m, pixel_size_um=m.pixel_size_um)
         assert r.labels.shape == (40, 40) and r.tissue_fraction() == 0.0  # blank glass
@@ -341,12 +343,27 @@ def test_shipped_models_load_by_name(shipped_models):
 def test_shipped_models_match_their_presets(shipped_models):
     """A preset edited without retraining its model leaves stale weights: catch it here."""
     for name, m in shipped_models.items():
-        preset = name.removesuffix(f"_{m.modality}")  # mouse_brain_coronal_dapi -> mouse_brain_coronal
+        preset = m.name.removesuffix(f"_{m.modality}")  # mouse_brain_coronal_dapi -> mouse_brain_coronal
         spec = td.sim.load_preset(preset)
         assert tuple(m.classes) == tuple(spec.classes), name
         assert m.spec_hash == spec.hash(), (
             f"{name} was trained on another version of the {preset} preset: retrain it "
             f"(benchmarks/train_shipped.sh {preset})")
+
+
+def test_real_adapted_models_come_from_their_shipped_simulation_only_models(shipped_models):
+    """A shipped model adapted to real sections records its adaptation, and its base is the
+    simulation-only model shipped beside it (``kind="sim"``), so either can be re-made."""
+    sim_only = {n.removeprefix("sim/"): m for n, m in shipped_models.items() if n.startswith("sim/")}
+    assert {"olfactory_bulb", "cortex_laminar"} <= set(sim_only)
+    for name, base in sim_only.items():
+        record = shipped_models[name].metrics["adapt"]
+        assert record["method"] == "pseudo_label" and record["n_images"] >= 1 and len(record["sha256"]) == record["n_images"]
+        assert record["base_weights_sha256"] == base.weights_sha256
+        assert "adapt" not in base.metrics
+        assert shipped_models[name].spec_hash == base.spec_hash
+    with pytest.raises(InputError, match="kind='regions'"):
+        td.seg.load("spinal_cord", kind="sim")  # no real adaptation: its one model is a regions model
 
 
 def test_tissue_detector_abstains_without_glass():

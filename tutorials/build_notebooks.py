@@ -135,12 +135,14 @@ scores["iou"]'''),
         ("md", """## The shipped model
 
 Pretrained weights for every built-in tissue ship with topdown (trained with the commands
-in `topdown/seg/weights/README.md`)."""),
-        ("code", '''print(td.seg.available_models())
-if "olfactory_bulb" in td.seg.available_models():
-    shipped = td.seg.load("olfactory_bulb")
+in `topdown/seg/weights/README.md`). For the olfactory bulb and the cortex, the shipped
+model is the simulation-trained one adapted, without labels, to real sections; the
+simulation-only model, the one to compare on simulations, ships as `kind="sim"`."""),
+        ("code", '''print(td.seg.available_models(), td.seg.available_models("sim"))
+if "olfactory_bulb" in td.seg.available_models("sim"):
+    shipped = td.seg.load("olfactory_bulb", kind="sim")
     shipped_scores = td.seg.evaluate(shipped, test_ds)
-    print("shipped model mIoU on new frames:", round(shipped_scores["miou"], 3))'''),
+    print("shipped simulation-only model mIoU on new frames:", round(shipped_scores["miou"], 3))'''),
         ("md", "## Segment an image and get polygons"),
         ("code", '''image, truth, _, meta = test_ds[0]
 rmap = td.seg.segment(image, model, pixel_size_um=meta["pixel_size_um"])

@@ -130,7 +130,10 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", st
     Parameters
     ----------
     model
-        SegModel, shipped model name or checkpoint path (never modified).
+        SegModel, shipped model name or checkpoint path (never modified). The shipped
+        ``olfactory_bulb`` and ``cortex_laminar`` models are adapted already, to public real
+        sections (ST bulb H&E, Visium low-res DLPFC H&E); for images unlike those, start from
+        their simulation-only networks, ``td.seg.load(name, kind="sim")``.
     images
         One unlabelled image or a list (arrays, PIL images or paths), of the model's
         modality and tissue.

@@ -23,8 +23,10 @@ from ..errors import DataFileError, InputError
 from .model import SegModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: shipped weights per model kind: region models at the top, nucleus models in ``nuclei/``
-KIND_DIRS = {"regions": WEIGHTS_DIR, "nuclei": WEIGHTS_DIR / "nuclei"}
+#: shipped weights per model kind: region models at the top, nucleus models in ``nuclei/``, and in
+#: ``sim/`` the region models trained on simulations only, where the shipped one was then adapted
+#: (no labels) to real images (weights README, "Session 21")
+KIND_DIRS = {"regions": WEIGHTS_DIR, "nuclei": WEIGHTS_DIR / "nuclei", "sim": WEIGHTS_DIR / "sim"}
 _KEY = "topdown"
 FORMAT = "topdown.segmodel"
 
@@ -41,8 +43,10 @@ def available_models(kind: str = "regions") -> list[str]:
     Parameters
     ----------
     kind
-        ``"regions"`` (anatomical region models, :func:`topdown.seg.segment`) or ``"nuclei"``
-        (nucleus instance models, :func:`topdown.seg.nuclei`).
+        ``"regions"`` (anatomical region models, :func:`topdown.seg.segment`), ``"nuclei"``
+        (nucleus instance models, :func:`topdown.seg.nuclei`) or ``"sim"`` (region models as
+        trained on simulations only, for the presets whose ``"regions"`` model was then adapted
+        without labels to real sections: the starting point to adapt to your own images).
 
     Examples
     --------
@@ -50,6 +54,8 @@ def available_models(kind: str = "regions") -> list[str]:
     >>> isinstance(td.seg.available_models(), list)
     True
     >>> "nuclei_dapi" in td.seg.available_models("nuclei")
+    True
+    >>> "olfactory_bulb" in td.seg.available_models("sim")
     True
     """
     folder = _kind_dir(kind)
@@ -201,7 +207,7 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
     device
         Torch device to put the model on (``"auto"``: CUDA when available, else CPU).
     kind
-        Where shipped names are looked up: ``"regions"`` or ``"nuclei"`` (see
+        Where shipped names are looked up: ``"regions"``, ``"nuclei"`` or ``"sim"`` (see
         :func:`available_models`); paths are loaded whatever the kind.
 
     Examples

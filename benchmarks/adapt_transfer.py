@@ -1,0 +1,106 @@
+"""Does adapting to some real sections help on sections the adaptation never saw?
+
+The shipped ``olfactory_bulb`` and ``cortex_laminar`` models are their simulation-only models
+(``td.seg.load(preset, kind="sim")``) adapted without labels to the images of the real_dev
+sections (``benchmarks/adapt_shipped.sh``), so scoring them on those same sections says
+little about a user's new ones. This benchmark measures that by leaving sections out: for
+each set and fold, the simulation-only model is adapted (``td.seg.adapt``, pseudo-labels,
+seed 0) on the fold's two training sections' images only, and the two other sections are
+scored (labels for scoring only) four ways, through ``benchmarks/real_regions.py``:
+
+- ``sim_plain``: the simulation-only model, plain ``segment`` (layer prior and, for upright
+  models, the orientation ensemble; no adaptation);
+- ``sim_adapted``: the simulation-only model adapted to the two scored sections themselves
+  (the zero-label recipe a user runs on their own sections);
+- ``preadapted_plain``: the model adapted to the other two sections, plain ``segment``: what a
+  user who runs the shipped model on new sections of the same kind gets;
+- ``preadapted_adapted``: that model adapted again to the two scored sections.
+
+Run by hand (about 10 minutes on 2 cores):
+
+    python benchmarks/adapt_transfer.py                 # both sets
+    python benchmarks/adapt_transfer.py --sets mob
+
+It prints one line per fold and condition and the mean per set and condition, and writes
+``adapt_transfer.json`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_regions  # noqa: E402  (the benchmark beside this one)
+
+#: the sections each fold adapts on; the set's other sections are scored
+FOLDS = {"mob": (("01", "02"), ("03", "04")), "dlpfc": (("151507", "151508"), ("151509", "151510"))}
+CONDITIONS = ("sim_plain", "sim_adapted", "preadapted_plain", "preadapted_adapted")
+
+
+def _score(data: Path, set_name: str, sections: list[str], out: Path, model: str, adapt: bool) -> dict[str, float]:
+    """ARI per section of ``real_regions.py`` run quietly with one model and recipe."""
+    args = ["--data", str(data), "--sets", set_name, "--sections", *sections, "--out", str(out), "--model", model,
+            "--adapt", "pseudo_label" if adapt else "off"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        if real_regions.main(args) != 0:
+            raise SystemExit(f"real_regions.py failed for {set_name} {sections}")
+    return {r["section"]: r["ari"] for r in json.loads((out / "real_regions.json").read_text())}
+
+
+def run_fold(data: Path, set_name: str, preset: str, train: tuple[str, ...], out: Path) -> dict[str, dict[str, float]]:
+    """The four conditions' ARI per scored section for one fold."""
+    import topdown as td
+    from topdown.seg.checkpoint import resolve
+
+    sections = real_regions.load_sections(data, set_name)
+    scored = [s.name for s in sections if s.name not in train]
+    fit = [s for s in sections if s.name in train]
+    sim_model = str(resolve(preset, kind="sim"))
+    adapted = td.seg.adapt(sim_model, [s.image for s in fit], pixel_size_um=[s.pixel_size_um for s in fit],
+                           method="pseudo_label", seed=0, device="cpu", progress=False)
+    preadapted = out / f"{set_name}_{'_'.join(train)}.safetensors"
+    td.seg.save(adapted, preadapted)
+    models = {"sim": sim_model, "preadapted": str(preadapted)}
+    result = {}
+    for condition in CONDITIONS:
+        base, recipe = condition.split("_")
+        result[condition] = _score(data, set_name, scored, out / f"{set_name}_{'_'.join(train)}_{condition}",
+                                   models[base], adapt=recipe == "adapted")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=real_regions.default_data_dir(), help="the real_dev folder")
+    ap.add_argument("--sets", nargs="+", default=sorted(FOLDS), choices=sorted(FOLDS))
+    ap.add_argument("--out", type=Path, default=real_regions.REPO / "out" / "adapt_transfer")
+    args = ap.parse_args(argv)
+    if not (args.data / "label_map.json").is_file():
+        print(f"no label_map.json under '{args.data}'; pass --data or set TOPDOWN_REAL_DEV.", file=sys.stderr)
+        return 2
+    label_map = json.loads((args.data / "label_map.json").read_text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for set_name in args.sets:
+        for train in FOLDS[set_name]:
+            fold = run_fold(args.data, set_name, label_map[set_name]["preset"], train, args.out)
+            for condition, aris in fold.items():
+                records.append({"set": set_name, "adapted_on": list(train), "condition": condition, "ari": aris})
+                print(f"{set_name} adapted on {'+'.join(train)} | {condition:18s} | "
+                      + " ".join(f"{k} {v:.3f}" for k, v in aris.items()), flush=True)
+        for condition in CONDITIONS:
+            aris = [v for r in records if r["set"] == set_name and r["condition"] == condition for v in r["ari"].values()]
+            print(f"{set_name} mean over the left-out sections | {condition:18s} | {np.mean(aris):.3f}")
+    (args.out / "adapt_transfer.json").write_text(json.dumps(records, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
