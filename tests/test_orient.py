@@ -45,15 +45,19 @@ def test_auto_orientation_turns_back_the_most_confident_map(upright_model):
     assert rmap.labels.shape == (64, 48) and rmap.probabilities.shape[1:] == (64, 48)
     assert rmap.image_shape[:2] == (64, 48)
     as_is = td.seg.segment(image, upright_model, pixel_size_um=10.0, tissue=False, tta=False, layer_prior=None,
-                           device="cpu")
+                           orientation=None, device="cpu")
     assert "orientation" not in as_is.meta and np.all(as_is.labels > 0)
+    default = td.seg.segment(image, upright_model, pixel_size_um=10.0, tissue=False, tta=False, layer_prior=None,
+                             device="cpu")
+    assert default.meta["orientation"] == rmap.meta["orientation"]  # the search is the default
+    assert np.array_equal(default.labels, rmap.labels)
 
 
 def test_ensemble_orientation_combines_the_four_turns(upright_model):
     image = np.full((64, 48, 3), 120, np.uint8)
     image[:, :12] = 40  # dark on the left: only one turn finds "a" with confidence
     as_is = td.seg.segment(image, upright_model, pixel_size_um=10.0, tissue=False, tta=False, layer_prior=None,
-                           device="cpu")
+                           orientation=None, device="cpu")
     assert np.all(as_is.labels == 2)  # unsure, as given: "b"
     rmap = td.seg.segment(image, upright_model, pixel_size_um=10.0, tissue=False, tta=False, layer_prior=None,
                           orientation="ensemble", device="cpu")
@@ -99,7 +103,7 @@ def test_bad_orientation_is_refused(upright_model):
                        orientation="upright", device="cpu")
 
 
-@pytest.mark.parametrize(("flag", "expected"), [([], None), (["--orientation", "auto"], "auto"),
+@pytest.mark.parametrize(("flag", "expected"), [([], "auto"), (["--orientation", "as-is"], None),
                                                  (["--orientation", "ensemble"], "ensemble")])
 def test_cli_orientation_option(flag, expected):
     import argparse

@@ -18,10 +18,11 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="layered tissue (olfactory bulb, cortex): keep the network's core and surface layers "
                              "and assign those between by laminar depth from the preset's layer thicknesses "
                              "(default: auto, where the model's preset declares a layer order; off: the raw map)")
-    parser.add_argument("--orientation", choices=("as-is", "auto", "ensemble"), default="as-is",
+    parser.add_argument("--orientation", choices=("as-is", "auto", "ensemble"), default="auto",
                         help="for a model trained upright, segment the image's four quarter turns (4x the time) "
-                             "and keep the one the network is most confident of (auto) or combine all four "
-                             "(ensemble); default as-is")
+                             "and keep the one the network is most confident of (default: auto), combine all "
+                             "four (ensemble: sections at an unknown angle, e.g. real cortex), or take the image "
+                             "as it is (as-is)")
 
 
 def orientation_arg(args: argparse.Namespace) -> str | None:

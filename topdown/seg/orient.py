@@ -4,9 +4,12 @@ An upright model (brain, spinal cord, cortex) learnt its regions with dorsal (or
 up, within +/-30°; real sections arrive at any angle. :func:`segment_quarter_turns`
 segments the image in its four quarter turns and keeps the one where the network is
 most sure of itself (the mean, over tissue, of its largest region probability), turned
-back to the image's own orientation. It is what ``td.seg.segment(..., orientation="auto")``
-runs for an upright model (four times the network time); a free-orientation model needs
-no search.
+back to the image's own orientation. It is what ``td.seg.segment`` runs by default
+(``orientation="auto"``) for an upright model (four times the network time); a
+free-orientation model needs no search. Upright inputs come back as they are: on 30
+simulated cortex frames and 20 brain frames pooled mIoU is the same as with
+``orientation=None`` (0.758, 0.722), on 20 spinal cord frames 0.826 against 0.833, and on the
+real Visium mouse brain the map is unchanged (Nrgn AUROC 0.943).
 
 ``orientation="ensemble"`` (:func:`segment_turn_ensemble`) picks no turn: the four
 turns' region probabilities, each turned back, are combined by their geometric mean (a
