@@ -4,25 +4,27 @@ The shipped ``olfactory_bulb`` and ``cortex_laminar`` models are their simulatio
 (``td.seg.load(preset, kind="sim")``) adapted without labels to the images of the real_dev
 sections (``benchmarks/adapt_shipped.sh``), so scoring them on those same sections says
 little about a user's new ones. This benchmark measures that by leaving sections out: for
-each set and fold, the simulation-only model is adapted (``td.seg.adapt``, pseudo-labels,
-seed 0) on the fold's two training sections' images only, and the two other sections are
-scored (labels for scoring only) four ways, through ``benchmarks/real_regions.py``:
+each set and fold (consecutive groups of ``--leave-out`` sections, in name order), the
+simulation-only model is adapted (``td.seg.adapt``, pseudo-labels, seed 0) on the other
+sections' images only, and the fold's sections are scored (labels for scoring only) four
+ways, through ``benchmarks/real_regions.py``:
 
 - ``sim_plain``: the simulation-only model, plain ``segment`` (layer prior and, for upright
   models, the orientation ensemble; no adaptation);
-- ``sim_adapted``: the simulation-only model adapted to the two scored sections themselves
+- ``sim_adapted``: the simulation-only model adapted to the scored sections themselves
   (the zero-label recipe a user runs on their own sections);
-- ``preadapted_plain``: the model adapted to the other two sections, plain ``segment``: what a
+- ``preadapted_plain``: the model adapted to the other sections, plain ``segment``: what a
   user who runs the shipped model on new sections of the same kind gets;
-- ``preadapted_adapted``: that model adapted again to the two scored sections.
+- ``preadapted_adapted``: that model adapted again to the scored sections.
 
 Run by hand (about 10 minutes on 2 cores):
 
-    python benchmarks/adapt_transfer.py                 # both sets
+    python benchmarks/adapt_transfer.py                 # both sets, two sections left out per fold
     python benchmarks/adapt_transfer.py --sets mob
+    python benchmarks/adapt_transfer.py --leave-out 1     # adapt on three sections, score the fourth
 
 It prints one line per fold and condition and the mean per set and condition, and writes
-``adapt_transfer.json`` under ``--out``.
+``adapt_transfer_leave<N>.json`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -39,8 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_regions  # noqa: E402  (the benchmark beside this one)
 
-#: the sections each fold adapts on; the set's other sections are scored
-FOLDS = {"mob": (("01", "02"), ("03", "04")), "dlpfc": (("151507", "151508"), ("151509", "151510"))}
+SETS = ("dlpfc", "mob")
 CONDITIONS = ("sim_plain", "sim_adapted", "preadapted_plain", "preadapted_adapted")
 
 
@@ -52,6 +53,14 @@ def _score(data: Path, set_name: str, sections: list[str], out: Path, model: str
         if real_regions.main(args) != 0:
             raise SystemExit(f"real_regions.py failed for {set_name} {sections}")
     return {r["section"]: r["ari"] for r in json.loads((out / "real_regions.json").read_text())}
+
+
+def folds(names: list[str], leave_out: int) -> list[tuple[str, ...]]:
+    """The sections each fold adapts on: all but one consecutive group of ``leave_out``."""
+    if not 1 <= leave_out < len(names):
+        raise SystemExit(f"--leave-out must lie in [1, {len(names) - 1}] for {len(names)} sections")
+    groups = [names[i:i + leave_out] for i in range(0, len(names), leave_out)]
+    return [tuple(n for n in names if n not in group) for group in groups]
 
 
 def run_fold(data: Path, set_name: str, preset: str, train: tuple[str, ...], out: Path) -> dict[str, dict[str, float]]:
@@ -79,7 +88,8 @@ def run_fold(data: Path, set_name: str, preset: str, train: tuple[str, ...], out
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=real_regions.default_data_dir(), help="the real_dev folder")
-    ap.add_argument("--sets", nargs="+", default=sorted(FOLDS), choices=sorted(FOLDS))
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    ap.add_argument("--leave-out", type=int, default=2, help="sections scored per fold (default 2)")
     ap.add_argument("--out", type=Path, default=real_regions.REPO / "out" / "adapt_transfer")
     args = ap.parse_args(argv)
     if not (args.data / "label_map.json").is_file():
@@ -89,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for set_name in args.sets:
-        for train in FOLDS[set_name]:
+        names = sorted(s.name for s in real_regions.load_sections(args.data, set_name))
+        for train in folds(names, args.leave_out):
             fold = run_fold(args.data, set_name, label_map[set_name]["preset"], train, args.out)
             for condition, aris in fold.items():
                 records.append({"set": set_name, "adapted_on": list(train), "condition": condition, "ari": aris})
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         for condition in CONDITIONS:
             aris = [v for r in records if r["set"] == set_name and r["condition"] == condition for v in r["ari"].values()]
             print(f"{set_name} mean over the left-out sections | {condition:18s} | {np.mean(aris):.3f}")
-    (args.out / "adapt_transfer.json").write_text(json.dumps(records, indent=1))
+    (args.out / f"adapt_transfer_leave{args.leave_out}.json").write_text(json.dumps(records, indent=1))
     return 0
 
 

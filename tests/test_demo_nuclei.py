@@ -9,6 +9,7 @@ from shapely.geometry import box
 import topdown as td
 from topdown._demo.nuclei import FRAME_PIXEL_SIZE_UM, count_region, frame_centres, mosaic
 from topdown._demo.study import StudyConfig, StudySample
+from topdown.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -53,7 +54,7 @@ def test_window_is_the_same_tissue_moved_to_its_origin(section):
     if lesion:  # the renderer reads the lesion centre from the region style: moved with the window
         moved = win.region_style[lesion["region"]]["lesion"]["centre_um"]
         assert moved == pytest.approx([lesion["centre_um"][0] - x0, lesion["centre_um"][1] - y0])
-    with pytest.raises(ValueError, match="window size must be positive"):
+    with pytest.raises(InputError, match="window size must be positive.*above 0"):
         section.window(0, 0, 0, 10)
 
 

@@ -364,6 +364,9 @@ def test_real_adapted_models_come_from_their_shipped_simulation_only_models(ship
         assert shipped_models[name].spec_hash == base.spec_hash
     with pytest.raises(InputError, match="kind='regions'"):
         td.seg.load("spinal_cord", kind="sim")  # no real adaptation: its one model is a regions model
+    assert td.seg.load("sim/olfactory_bulb").weights_sha256 == sim_only["olfactory_bulb"].weights_sha256
+    with pytest.raises(InputError, match="unknown model 'no_such'"):
+        td.seg.load("sim/no_such")
 
 
 def test_tissue_detector_abstains_without_glass():

@@ -175,6 +175,9 @@ def resolve(name_or_path: str | os.PathLike, kind: str = "regions") -> Path:
     if p.exists():
         raise DataFileError(f"model '{p}' is a folder; give the checkpoint file (e.g. model.pt).")
     name = str(name_or_path)
+    prefix, _, rest = name.partition("/")
+    if rest and prefix in KIND_DIRS and "/" not in rest:  # 'sim/olfactory_bulb': a shipped name of another kind
+        kind, name = prefix, rest
     shipped = _kind_dir(kind) / f"{name}.safetensors"
     if shipped.is_file():
         return shipped
@@ -199,8 +202,9 @@ def load(name_or_path: str | os.PathLike | SegModel, classes=None, *, device: st
     Parameters
     ----------
     name_or_path
-        A preset name (see :func:`available_models`), a checkpoint path, or a SegModel
-        (returned as is, after the class check).
+        A preset name (see :func:`available_models`), ``"<kind>/<name>"`` for a shipped
+        model of another kind (``"sim/olfactory_bulb"``: as ``kind="sim"``; also on the
+        command line), a checkpoint path, or a SegModel (returned as is, after the class check).
     classes
         If given, the region classes the caller needs; a model with other classes raises
         :class:`~topdown.errors.InputError` naming both lists.

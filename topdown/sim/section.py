@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
+from ..errors import InputError
+
 #: Columns of :attr:`Section.cells`, in order.
 CELL_COLUMNS = (
     "x_um",  # nucleus centre
@@ -93,10 +95,11 @@ class Section:
     def __post_init__(self) -> None:
         missing = [c for c in CELL_COLUMNS if c not in self.cells.columns]
         if missing:
-            raise ValueError(f"Section.cells lacks columns {missing}")
+            raise InputError(f"Section.cells lacks columns {missing}; give a table with {list(CELL_COLUMNS)}")
         unknown = set(self.regions) - set(self.classes)
         if unknown:
-            raise ValueError(f"Section.regions has names not in classes: {sorted(unknown)}")
+            raise InputError(f"Section.regions has names not in classes: {sorted(unknown)}; add them to classes "
+                             "or drop those regions")
 
     def n_cells(self) -> int:
         return int(len(self.cells))
@@ -131,7 +134,8 @@ class Section:
         from shapely.geometry import box
 
         if min(width_um, height_um) <= 0:
-            raise ValueError(f"window size must be positive, got {width_um} x {height_um} µm")
+            raise InputError(f"window size must be positive, got {width_um} x {height_um} µm; give a width "
+                             "and height above 0 µm")
         frame = box(x_um, y_um, x_um + width_um, y_um + height_um)
 
         def cut(g: BaseGeometry) -> BaseGeometry:
