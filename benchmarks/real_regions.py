@@ -13,11 +13,15 @@ Data: ``<set>/<section>/{image.*, spots.csv, meta.json}`` and ``label_map.json``
 repository). The labels are used for **scoring only** (see that folder's README).
 
 What it runs, by default, is the zero-label recipe a user runs on their own sections:
-``td.seg.adapt`` on all of the set's images (AdaBN + confident pseudo-labels, no labels;
-``--adapt off|adabn``), then ``td.seg.segment`` with the preset's layer prior
-(``--layer-prior off``) and, for upright models, the orientation search
-(``--orientation as-is``). ``--adapt off --layer-prior off --orientation as-is`` is the
-plain shipped model.
+``td.seg.adapt`` on all of the set's images (AdaBN + confident pseudo-labels, no labels)
+unless the model is adapted already (``--adapt auto``: the shipped ``olfactory_bulb`` and
+``cortex_laminar`` are, to the real_dev images; adapting them once more to a batch of sections
+of the same kind changed little with two or four sections and cost with one,
+``benchmarks/adapt_transfer.py``; ``--adapt pseudo_label|adabn|off`` to force it), then
+``td.seg.segment`` with the preset's layer prior (``--layer-prior off``) and, for upright
+models, the four-turn orientation ensemble (``--orientation auto|as-is``).
+``--model sim/olfactory_bulb --adapt off --layer-prior off --orientation as-is`` is the plain
+simulation-only model.
 
 Per section, in one run:
 
@@ -141,6 +145,13 @@ def layer_accuracy(truth: pd.Series, predicted: np.ndarray, label_to_class: dict
             for label, cls in label_to_class.items() if (truth == label).any()}
 
 
+def adapt_method(choice: str, model) -> str:
+    """``--adapt`` for one model: ``auto`` is ``pseudo_label`` unless the model records an adaptation."""
+    if choice != "auto":
+        return choice
+    return "off" if "adapt" in (getattr(model, "metrics", None) or {}) else "pseudo_label"
+
+
 def score_section(section: Section, model, label_to_class: dict[str, str], *, tta: bool,
                   device: str, adapt_norm: bool = False, layer_prior: str | None = "auto",
                   orientation: str | None = "auto") -> tuple[dict, object, np.ndarray]:
@@ -230,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="shipped model name or checkpoint path (default: each set's preset)")
     ap.add_argument("--sections", nargs="+", default=None, help="only these section names")
     ap.add_argument("--tta", choices=("on", "off"), default="on")
-    ap.add_argument("--adapt", choices=("pseudo_label", "adabn", "off"), default="pseudo_label",
-                    help="td.seg.adapt the model to all the set's images first (unlabelled; default pseudo_label)")
+    ap.add_argument("--adapt", choices=("auto", "pseudo_label", "adabn", "off"), default="auto",
+                    help="td.seg.adapt the model to all the set's images first (unlabelled); default auto: "
+                         "pseudo_label unless the model is adapted already")
     ap.add_argument("--adapt-norm", choices=("on", "off"), default="off",
                     help="AdaBN on each section's own image when segmenting (unlabelled; default off)")
     ap.add_argument("--layer-prior", choices=("auto", "off"), default="auto",
@@ -257,16 +269,17 @@ def main(argv: list[str] | None = None) -> int:
         label_to_class = label_map[set_name]["labels"]
         model = td.seg.load(args.model or label_map[set_name]["preset"])
         sections = [s for s in load_sections(args.data, set_name) if not args.sections or s.name in args.sections]
-        if args.adapt != "off":  # as a user adapts to a batch of sections: all of the set's images, no labels
+        method = adapt_method(args.adapt, model)
+        if method != "off":  # as a user adapts to a batch of sections: all of the set's images, no labels
             model = td.seg.adapt(model, [s.image for s in sections], pixel_size_um=[s.pixel_size_um for s in sections],
-                                 method=args.adapt, seed=0, device=args.device, progress=False)
+                                 method=method, seed=0, device=args.device, progress=False)
         for section in sections:
             record, rmap, predicted = score_section(
                 section, model, label_to_class, tta=args.tta == "on", device=args.device,
                 adapt_norm=args.adapt_norm == "on", layer_prior=None if args.layer_prior == "off" else "auto",
                 orientation=None if args.orientation == "as-is" else args.orientation)
             record["model"] = str(args.model or label_map[set_name]["preset"])
-            record["adapt"] = args.adapt
+            record["adapt"] = method
             plot_section(section, rmap, predicted, label_to_class, record,
                          args.out / f"{set_name}_{section.name}.png")
             records.append(record)

@@ -67,3 +67,13 @@ def test_one_real_section_end_to_end(bench, real_dev, tmp_path):
     assert sum(record["predicted_counts"].values()) == record["n_spots"]
     assert (tmp_path / "dlpfc_151507.png").stat().st_size > 10_000
     assert record["adapt"] == "adabn" and record["layer_prior"]["applied"] in (True, False)
+
+
+def test_auto_adapts_only_models_not_adapted_yet(bench):
+    class Model:
+        def __init__(self, metrics):
+            self.metrics = metrics
+
+    assert bench.adapt_method("auto", Model({"epochs_done": 3})) == "pseudo_label"
+    assert bench.adapt_method("auto", Model({"epochs_done": 3, "adapt": {"method": "pseudo_label"}})) == "off"
+    assert bench.adapt_method("adabn", Model({"adapt": {}})) == "adabn"  # an explicit choice is kept
