@@ -35,14 +35,6 @@ for preset in "${PRESETS[@]}"; do
   topdown adapt "$WEIGHTS/sim/$preset.safetensors" "${images[@]}" --pixel-size "${pixel_sizes[@]}" \
       --method pseudo_label --seed "$SEED" --device cpu --name "$preset" --out "$WEIGHTS/$preset.safetensors"
   if [ -d "$SIMS/${preset}_test" ]; then
-    python - "$WEIGHTS/$preset" "$SIMS/${preset}_test" <<'PY'
-import json, sys
-import topdown as td
-stem, test = sys.argv[1], sys.argv[2]
-res = td.seg.evaluate(td.seg.load(f"{stem}.safetensors"), test)
-res.pop("confusion")
-open(f"{stem}.eval.json", "w").write(json.dumps(res, indent=2) + "\n")
-print(stem.rsplit("/", 1)[-1], "held-out mIoU", round(res["miou"], 3), "pixel accuracy", round(res["pixel_accuracy"], 3))
-PY
+    python benchmarks/write_eval.py "$WEIGHTS/$preset" "$SIMS/${preset}_test"
   fi
 done

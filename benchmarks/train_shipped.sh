@@ -137,14 +137,5 @@ for preset in "${PRESETS[@]}"; do
         --orientation "$orient"
   fi
   rm -f "$out_dir/$name.safetensors.state.safetensors" "$SIMS/$name.base.safetensors.state.safetensors"   # resume state is not shipped
-  python - "$out_dir/$name" "$SIMS/${name}_test" <<'PY'
-import json, sys
-import topdown as td
-stem, test = sys.argv[1], sys.argv[2]
-res = td.seg.evaluate(td.seg.load(f"{stem}.safetensors"), test)
-res.pop("confusion")
-open(f"{stem}.eval.json", "w").write(json.dumps(res, indent=2) + "\n")
-name = stem.rsplit("/", 1)[-1]
-print(name, "held-out mIoU", round(res["miou"], 3), "pixel accuracy", round(res["pixel_accuracy"], 3))
-PY
+  python benchmarks/write_eval.py "$out_dir/$name" "$SIMS/${name}_test"
 done
