@@ -63,12 +63,12 @@ def folds(names: list[str], leave_out: int) -> list[tuple[str, ...]]:
     return [tuple(n for n in names if n not in group) for group in groups]
 
 
-def run_fold(data: Path, set_name: str, preset: str, train: tuple[str, ...], out: Path) -> dict[str, dict[str, float]]:
-    """The four conditions' ARI per scored section for one fold."""
+def run_fold(data: Path, set_name: str, sections: list, preset: str, train: tuple[str, ...],
+             out: Path) -> dict[str, dict[str, float]]:
+    """The four conditions' ARI per scored section for one fold (``sections``: the set's, loaded)."""
     import topdown as td
     from topdown.seg.checkpoint import resolve
 
-    sections = real_regions.load_sections(data, set_name)
     scored = [s.name for s in sections if s.name not in train]
     fit = [s for s in sections if s.name in train]
     sim_model = str(resolve(preset, kind="sim"))
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for set_name in args.sets:
-        names = sorted(s.name for s in real_regions.load_sections(args.data, set_name))
-        for train in folds(names, args.leave_out):
-            fold = run_fold(args.data, set_name, label_map[set_name]["preset"], train, args.out)
+        sections = real_regions.load_sections(args.data, set_name)
+        for train in folds(sorted(s.name for s in sections), args.leave_out):
+            fold = run_fold(args.data, set_name, sections, label_map[set_name]["preset"], train, args.out)
             for condition, aris in fold.items():
                 records.append({"set": set_name, "adapted_on": list(train), "condition": condition, "ari": aris})
                 print(f"{set_name} adapted on {'+'.join(train)} | {condition:18s} | "
