@@ -24,12 +24,20 @@ REPO = Path(__file__).resolve().parents[1]
 SEED = 5
 
 
+def shipped_model(name: str, kind: str = "regions"):
+    """Preset ``name``'s shipped model of ``kind`` (``"sim"``: the simulation-only one, where it
+    ships apart from a real-adapted model; otherwise the shipped one)."""
+    import topdown as td
+
+    return td.seg.load(name, kind=kind if name in td.seg.available_models(kind) else "regions")
+
+
 def score_preset(name: str, n: int, out: Path, workers: int, kind: str = "regions") -> dict:
     """Render ``n`` frames of preset ``name`` at its own imaging and score its shipped model."""
     import topdown as td
 
     spec = td.sim.load_preset(name)
-    model = td.seg.load(name, kind=kind if name in td.seg.available_models(kind) else "regions")
+    model = shipped_model(name, kind)
     folder = out / f"{name}_seed{SEED}"
     t0 = time.perf_counter()
     if not (folder / "dataset.json").is_file():
