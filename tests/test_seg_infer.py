@@ -365,7 +365,7 @@ def test_real_adapted_models_come_from_their_shipped_simulation_only_models(ship
     with pytest.raises(InputError, match="kind='regions'"):
         td.seg.load("spinal_cord", kind="sim")  # no real adaptation: its one model is a regions model
     assert td.seg.load("sim/olfactory_bulb").weights_sha256 == sim_only["olfactory_bulb"].weights_sha256
-    with pytest.raises(InputError, match="unknown model 'no_such'"):
+    with pytest.raises(InputError, match="unknown model 'no_such'.*Available: sim/cortex_laminar, sim/olfactory_bulb"):
         td.seg.load("sim/no_such")
 
 

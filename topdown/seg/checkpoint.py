@@ -176,18 +176,19 @@ def resolve(name_or_path: str | os.PathLike, kind: str = "regions") -> Path:
         raise DataFileError(f"model '{p}' is a folder; give the checkpoint file (e.g. model.pt).")
     name = str(name_or_path)
     prefix, _, rest = name.partition("/")
-    if rest and prefix in KIND_DIRS and "/" not in rest:  # 'sim/olfactory_bulb': a shipped name of another kind
+    prefixed = bool(rest) and prefix in KIND_DIRS and "/" not in rest  # 'sim/olfactory_bulb': another kind's name
+    if prefixed:
         kind, name = prefix, rest
     shipped = _kind_dir(kind) / f"{name}.safetensors"
     if shipped.is_file():
         return shipped
-    avail = available_models(kind)
+    avail = [f"{kind}/{a}" if prefixed else a for a in available_models(kind)]
     other = [k for k, d in KIND_DIRS.items() if k != kind and (d / f"{name}.safetensors").is_file()]
     if other:
         raise InputError(f"'{name}' is a shipped {other[0]} model, not a {kind} model: load it with "
                          f"kind='{other[0]}'" + (" or use td.seg.nuclei(image, model=...)." if other[0] == "nuclei"
                                                  else "."))
-    looks_like_path = os.sep in name or "/" in name or p.suffix in (".pt", ".safetensors", ".pth")
+    looks_like_path = not prefixed and (os.sep in name or "/" in name or p.suffix in (".pt", ".safetensors", ".pth"))
     if looks_like_path:
         raise DataFileError(f"model file not found: '{p}'. Check the path, or use a shipped model: "
                             f"{', '.join(avail) or '(none installed)'}.")
