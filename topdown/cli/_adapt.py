@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._inference_options import add_device_option
+
 EPILOG = """\
 Examples:
   topdown adapt cortex_laminar 151507/image.png 151508/image.png --pixel-size 16.2 --out adapted.safetensors
@@ -41,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--name", default=None, metavar="NAME",
                    help="model name written in the checkpoint (default: the base model's name + '+METHOD')")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
+    add_device_option(p)
     p.set_defaults(func=run)
     return p
 

@@ -7,7 +7,12 @@ import logging
 from pathlib import Path
 
 from ..errors import DataFileError
-from ._inference_options import add_inference_options, layer_prior_arg, orientation_arg
+from ._inference_options import (
+    add_device_option,
+    add_inference_options,
+    layer_prior_arg,
+    orientation_arg,
+)
 
 log = logging.getLogger("topdown")
 
@@ -52,8 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--keep-empty-tissue", action="store_false", dest="drop_empty_tissue",
                    help="keep pieces of detected tissue that hold no spot or cell (default: they become "
                         "outside; they are fiducial marks or debris)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="torch device for the model (default auto: cuda when available, else cpu)")
+    add_device_option(p)
     p.set_defaults(func=run)
     return p
 

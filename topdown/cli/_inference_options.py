@@ -1,8 +1,22 @@
-"""Options shared by the sub-commands that run a segmentation model (``segment``, ``annotate``)."""
+"""Options shared by the sub-commands that run a model (``segment``, ``annotate``, ``adapt``, ``nuclei``,
+``train``)."""
 
 from __future__ import annotations
 
 import argparse
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--device`` (``auto``: cuda when available, else cpu)."""
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="torch device (default auto: cuda when available, else cpu)")
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--precision`` (``auto``: bfloat16 autocast where the hardware computes it natively)."""
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="bfloat16 autocast: 2-3x faster on CPUs with AVX512-BF16/AMX and on recent GPUs "
+                             "(default auto: bf16 where the hardware has it natively, else fp32)")
 
 
 def add_inference_options(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._inference_options import add_device_option, add_precision_option
+
 EPILOG = """\
 Examples:
   topdown nuclei dapi_z0.jpg --pixel-size 0.108 --out nuclei.csv
@@ -33,10 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, metavar="labels.tif", help="also write the instance image (TIFF)")
     p.add_argument("--overlay", default=None, metavar="overlay.png", help="also write an overlay figure")
     p.add_argument("--tile", type=int, default=1024, metavar="PX", help="tile side in model pixels (default 1024)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="network precision (auto: bfloat16 where the CPU/GPU has it natively, ~3x faster)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="default auto: cuda when available, else cpu")
+    add_precision_option(p)
+    add_device_option(p)
     p.set_defaults(func=run)
     return p
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._inference_options import add_inference_options, layer_prior_arg, orientation_arg
+from ._inference_options import (
+    add_device_option,
+    add_inference_options,
+    layer_prior_arg,
+    orientation_arg,
+)
 
 EPILOG = """\
 Examples:
@@ -44,8 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="do not veto the model with the glass/tissue detector")
     add_inference_options(p)
     p.add_argument("--tile", type=int, default=512, metavar="PX", help="tile side in model pixels (default 512)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="default auto: cuda when available, else cpu")
+    add_device_option(p)
     p.set_defaults(func=run)
     return p
 
