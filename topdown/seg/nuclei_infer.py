@@ -280,13 +280,18 @@ def _prepare(image, model) -> tuple[np.ndarray, str]:
 
 
 def _table(lab_map: np.ndarray, factor: float, map_px: float) -> pd.DataFrame:
-    from scipy import ndimage
-
     n = int(lab_map.max())
-    idx = np.arange(1, n + 1)
-    area = np.bincount(lab_map.ravel(), minlength=n + 1)[1:]
-    keep = idx[area > 0]
-    cen = np.asarray(ndimage.center_of_mass(lab_map > 0, lab_map, keep), dtype=float).reshape(-1, 2)
+    count, row_sum, col_sum = (np.zeros(n + 1) for _ in range(3))
+    H, W = lab_map.shape
+    for r0 in range(0, H, 64):  # blocks of rows: centroids without image-sized index arrays
+        block = lab_map[r0:r0 + 64].ravel()
+        rows = np.repeat(np.arange(r0, min(H, r0 + 64), dtype=float), W)
+        count += np.bincount(block, minlength=n + 1)
+        row_sum += np.bincount(block, weights=rows, minlength=n + 1)
+        col_sum += np.bincount(block, weights=np.tile(np.arange(W, dtype=float), len(rows) // W), minlength=n + 1)
+    area = count[1:].astype(np.int64)
+    keep = np.arange(1, n + 1)[area > 0]
+    cen = np.c_[row_sum[keep], col_sum[keep]] / count[keep, None]
     to_img = (cen + 0.5) / factor - 0.5
     return pd.DataFrame({"label": keep.astype(np.int32), "y": to_img[:, 0], "x": to_img[:, 1],
                          "area_um2": area[keep - 1] * map_px ** 2})
@@ -315,7 +320,8 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
         µm per image pixel (required: the image is resampled to the model's µm/px), or
         ``"model"`` if it already has the model's pixel size.
     tile, overlap
-        Network tile and overlap in model pixels.
+        Largest network tile and the overlap, in model pixels (tiles are evened out to cover
+        the image with as few pixels as that many tiles allow: :func:`~topdown.seg.infer.balanced_tile`).
     fg_threshold, seed_level, min_area_um2, min_seed_distance_um
         Watershed parameters (see :func:`instances`); nuclei under ``min_area_um2`` are
         dropped; seeds closer than ``min_seed_distance_um`` are merged (0: off).
@@ -340,8 +346,9 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     >>> import topdown as td
     >>> labels, table = td.seg.nuclei("dapi.tif", pixel_size_um=0.108)  # doctest: +SKIP
     """
-    from .infer import _image_scale, predict, require_flag
+    from .infer import _image_scale, balanced_tile, predict, require_flag
     from .loop import pick_device, pick_precision
+    from .resample import map_shape
 
     require_flag("tta", tta)
     device = pick_device(device)
@@ -356,7 +363,8 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     src = open_image(grey, background=0)
     scale = _image_scale(image, src, model, pixel_size_um, None, None)
     factor = scale.per_pixel("map")
-    _, probs = predict(model, src, factor, tile=tile, overlap=overlap, device=device, tta=bool(tta),
+    net_tile = balanced_tile(max(map_shape(src.shape, factor)), tile, overlap, model.net.multiple)
+    _, probs = predict(model, src, factor, tile=net_tile, overlap=overlap, device=device, tta=bool(tta),
                        precision=precision)
     min_area = max(1, int(round(min_area_um2 / model.pixel_size_um ** 2)))
     lab_map = _block_instances(probs, fg_threshold=fg_threshold, seed_level=seed_level, min_area=min_area,
