@@ -155,6 +155,7 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precisi
     """Pooled scores on simulated frames, over all true nuclei and over those of at least
     ``min_um2`` (leaving out slivers cut by the frame edge or hidden under other nuclei)."""
     import topdown as td
+    from topdown.seg.nucleus_target import nuclear_signal
 
     m = td.seg.load(model, kind="nuclei")
     ds = td.sim.SimDataset(sim or m.train_config["data"])
@@ -164,7 +165,7 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precisi
         img, _, ids, rec = ds[i]
         px = rec["pixel_size_um"]
         preds = {"topdown nuclei": td.seg.nuclei(img, m, pixel_size_um=px, device="cpu", precision=precision).labels,
-                 "Otsu + distance watershed": otsu_watershed(img.max(axis=2), px)}
+                 "Otsu + distance watershed": otsu_watershed(nuclear_signal(img, ds.modality), px)}
         for k, lab in preds.items():
             rows.setdefault(f"{k} | all nuclei", []).append(td.seg.match_instances(ids, lab))
             rows.setdefault(f"{k} | nuclei >= {min_um2:g} um2", []).append(

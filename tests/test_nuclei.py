@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import topdown as td
 from topdown.errors import InputError
@@ -125,6 +126,9 @@ def test_bad_inputs_are_refused(model):
         td.seg.nuclei(he, model, pixel_size_um=PX)
     with pytest.raises(InputError, match="blank"):
         td.seg.nuclei(np.zeros((96, 96), np.uint8), model, pixel_size_um=PX)
+    packed = img.copy()  # a DAPI field more than half covered by bright debris is still DAPI
+    packed[:, 20:] = np.maximum(packed[:, 20:], 150)
+    assert np.median(packed) >= 150 and td.seg.nuclei(packed, model, pixel_size_um=PX) is not None
     with pytest.raises(InputError, match="not a nucleus model"):
         td.seg.nuclei(img, td.seg.SegModel(["a", "b"], pixel_size_um=PX, widths=(4, 8)), pixel_size_um=PX)
     dark = (np.random.default_rng(0).normal(10, 2, (96, 96))).clip(0, 255).astype(np.uint8)
@@ -238,3 +242,28 @@ def test_train_nuclei_learns_from_a_tiny_simulation(tmp_path):
     assert tuple(back.classes) == nuclei_infer.NUCLEUS_CLASSES and back.modality == "dapi"
     with pytest.raises(InputError, match="precision must be one of"):
         td.seg.train_nuclei(data.path, tmp_path / "bad.pt", steps=1, precision="half")
+    # a run stopped after 2 of 4 steps then resumed ends where an uninterrupted one does
+    kw = dict(batch_size=2, crop=32, widths=(4, 8), save_every=2, val_fraction=0.25, precision="fp32",
+              log=lambda s: None)
+    whole = td.seg.train_nuclei(data.path, tmp_path / "whole.pt", steps=4, **kw)
+
+    def stop_at_step_4(line):  # the log comes before each save: this stops the run after step 2's
+        if line.startswith("step 4/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        td.seg.train_nuclei(data.path, tmp_path / "cut.pt", steps=4, **{**kw, "log": stop_at_step_4})
+    resumed = td.seg.train_nuclei(data.path, tmp_path / "cut.pt", steps=4, resume=True, **kw)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    with pytest.raises(InputError, match="not both"):
+        td.seg.train_nuclei(data.path, tmp_path / "cut.pt", steps=4, resume=True, init=tmp_path / "nuc.pt", **kw)
+    # the command line: topdown train --task nuclei
+    from topdown.cli import main
+
+    args = ["train", "--task", "nuclei", "--data", str(data.path), "--out", str(tmp_path / "cli.pt"), "--steps", "2",
+            "--batch-size", "2", "--crop", "32", "--widths", "4,8", "--precision", "fp32"]
+    assert main(args) == 0
+    cli = td.seg.load(tmp_path / "cli.pt", kind="nuclei")
+    assert cli.train_config["task"] == "nuclei" and cli.train_config["steps"] == 2
+    assert main(args + ["--adapt-to", str(tmp_path / "cli.pt")]) != 0

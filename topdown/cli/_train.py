@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._inference_options import add_device_option, add_precision_option
+
 EPILOG = """\
 Examples:
   topdown simulate --preset spinal_cord --n 400 --size 128 --pixel-size 16 --out sims/sc
@@ -13,6 +15,9 @@ Examples:
   topdown train --data sims/sc --out models/sc2.pt --init models/sc.pt --epochs 10 --lr 3e-4   # warm start
   topdown train --data sims/sc --out models/sc3.pt --adapt-to real1.png real2.png --adapt-pixel-size 16
       (style mixing: training crops take on the look of the unlabelled real images)
+  topdown simulate --preset mouse_brain_coronal --modality dapi --pixel-size 0.4 --size 256 --n 600 --out sims/dapi
+  topdown train --task nuclei --data sims/dapi --out models/nuclei.pt --steps 3600
+      (a nucleus instance model for `topdown nuclei --model models/nuclei.pt`; --resume continues it)
 
 The checkpoint is a safetensors file (whatever the extension) with a .json metadata file
 beside it (classes, colours, pixel size, spec hash, seed, validation metrics), plus
@@ -28,10 +33,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder from `topdown simulate`")
     p.add_argument("--out", required=True, metavar="MODEL.pt", help="checkpoint to write")
+    p.add_argument("--task", choices=("regions", "nuclei"), default="regions",
+                   help="regions: a region model (default); nuclei: a nucleus instance model trained on the "
+                        "frames' exact nucleus masks, for `topdown nuclei`")
     p.add_argument("--epochs", type=int, default=20, metavar="E", help="passes over the frames (default 20)")
+    p.add_argument("--steps", type=int, default=2000, metavar="N",
+                   help="--task nuclei: optimisation steps of --batch-size random crops (default 2000)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", dest="batch_size", help="default 8")
-    p.add_argument("--crop", type=int, default=None, metavar="PX", help="training crop side (default: frame, max 256)")
-    p.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default 2e-3)")
+    p.add_argument("--crop", type=int, default=None, metavar="PX",
+                   help="training crop side (default: frame, max 256; --task nuclei 128)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="AdamW learning rate (default 2e-3; --task nuclei 3e-3)")
     p.add_argument("--val-fraction", type=float, default=0.1, dest="val_fraction",
                    help="frames held out for validation (default 0.1)")
     p.add_argument("--widths", default=None, metavar="W,W,...",
@@ -43,10 +55,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-class-balance", action="store_false", dest="class_balance",
                    help="plain cross-entropy (default: weighted by sqrt(median frequency / frequency))")
     p.add_argument("--no-augment", action="store_true", dest="no_augment", help="random crops only")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="bf16 autocast, about 2x faster on CPUs with AVX512-BF16/AMX and recent GPUs "
-                        "(default auto: bf16 where the hardware has it, else fp32)")
+    add_device_option(p)
+    add_precision_option(p)
     p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--name", default=None, help="model name (default: dataset name)")
@@ -79,11 +89,13 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--widths must be integers separated by commas, got {args.widths!r}") from exc
     kw = {} if widths is None else {"widths": widths}
+    if args.task == "nuclei":
+        return _run_nuclei(args, kw)
     if args.adapt_to:
         kw.update(adapt_to=[existing_path(i, "image (--adapt-to)") for i in args.adapt_to],
                   adapt_pixel_size_um=args.adapt_pixel_size, adapt_method=args.adapt_method, adapt_p=args.adapt_p)
     model = train(args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
-                  lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
+                  lr=2e-3 if args.lr is None else args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   orientation=None if args.no_augment else args.orientation, class_balance=args.class_balance,
                   device=args.device, precision=args.precision, seed=args.seed, resume=args.resume,
                   init=args.init, name=args.name, threads=args.threads, **kw)
@@ -92,4 +104,28 @@ def run(args: argparse.Namespace) -> int:
                "epochs": m.get("epochs_done"), "final_loss": m.get("final_loss"),
                "val_miou": m.get("val_miou"), "val_pixel_accuracy": m.get("val_pixel_accuracy")}
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_nuclei(args: argparse.Namespace, kw: dict) -> int:
+    """``--task nuclei``: :func:`topdown.seg.train_nuclei` with the shared options."""
+    import torch
+
+    from ..errors import InputError
+    from ..seg import train_nuclei
+
+    if args.adapt_to:
+        raise InputError("--adapt-to is for region models; drop it with --task nuclei.")
+    if args.device == "cuda":
+        raise InputError("--task nuclei trains on the CPU; drop --device cuda.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = train_nuclei(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
+                         crop=args.crop or 128, lr=3e-3 if args.lr is None else args.lr, seed=args.seed,
+                         val_fraction=args.val_fraction, name=args.name or "nuclei", init=args.init,
+                         precision=args.precision, resume=args.resume,
+                         log=lambda line: print(line, flush=True), **kw)
+    print(json.dumps({"model": args.out, "task": "nuclei", "classes": list(model.classes),
+                      "pixel_size_um": model.pixel_size_um, "modality": model.modality,
+                      "steps": model.train_config["steps"]}, indent=2))
     return 0

@@ -120,7 +120,7 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
 def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int = 128,
                  widths: tuple[int, ...] = (16, 32, 64, 128), lr: float = 3e-3, seed: int = 0,
                  val_fraction: float = 0.1, save_every: int = 200, name: str = "nuclei_dapi",
-                 init=None, precision: str = "auto", log=print):
+                 init=None, precision: str = "auto", resume: bool = False, log=print):
     """Train a nucleus model on a simulated dataset and save it to ``out``.
 
     Parameters
@@ -141,6 +141,10 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     precision
         ``"auto"`` (bfloat16 autocast on CPUs that compute it natively, else float32),
         ``"fp32"`` or ``"bf16"`` (:func:`~topdown.seg.loop.pick_precision`).
+    resume
+        Continue the run whose checkpoint is ``out`` from its last save (weights, optimiser,
+        random state and step: the result is the same as an uninterrupted run's); starts
+        afresh when ``out`` has no training state yet.
 
     Returns
     -------
@@ -153,13 +157,17 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     >>> model = td.seg.train_nuclei("sims/dapi", "nuclei.pt", steps=50)  # doctest: +SKIP
     """
     from ..sim.dataset import SimDataset
-    from .checkpoint import save
+    from .checkpoint import check_output, load, load_state, save, save_state, state_path
     from .data import split
     from .loop import autocast, balanced_class_weights, loss_fn, lr_at, pick_precision
     from .model import SegModel
 
     if steps < 1 or batch_size < 1:
         raise InputError("steps and batch_size must be positive")
+    if resume and init is not None:
+        raise InputError("give resume=True (continue a run) or init= (start a new run from weights), not both.")
+    check_output(out)
+    resuming = resume and state_path(out).is_file()
     precision = pick_precision(precision, "cpu")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -173,14 +181,20 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     model = SegModel(list(NUCLEUS_CLASSES), pixel_size_um=px, modality=modality, widths=tuple(widths),
                      name=name, seed=seed, train_config=cfg, spec_hash=dataset.info.get("spec_hash"))
     if init is not None:
-        from .checkpoint import load
-
         model.load_state_dict(load(init, kind="nuclei").state_dict())
         cfg["init"] = str(init)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    start = 0
+    if resuming:
+        if "init" in (before := load(out, kind="nuclei").train_config):
+            cfg["init"] = before["init"]  # a resumed warm start still says where it began
+        info = load_state(out, opt, model)
+        start = int(info["step"])
+        rng.bit_generator.state = info["rng"]
+        log(f"resuming {out} at step {start}/{steps}")
     model.train()
     losses, t0 = [], time.time()
-    for step in range(steps):
+    for step in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr)
         x, y = batch(imgs, targets, rng, batch_size, crop)
@@ -194,6 +208,8 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         if (step + 1) % save_every == 0 or step + 1 == steps:
             log(f"step {step + 1}/{steps} loss {np.mean(losses[-save_every:]):.4f} {time.time() - t0:.0f}s")
             save(model, out)
+            save_state(out, opt, {"epoch": (step + 1) // save_every, "step": step + 1, "steps": steps,
+                                  "seed": seed, "rng": rng.bit_generator.state}, model)
             model.train()
     model.eval()
     return model
