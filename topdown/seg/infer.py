@@ -134,9 +134,12 @@ def balanced_tile(size: int, tile: int, overlap: int, multiple: int = 1) -> int:
     848
     >>> balanced_tile(900, 1024, 32, 16), balanced_tile(2048, 1024, 32, 16)  # one tile; three of 704
     (1024, 704)
+    >>> balanced_tile(300, 64, 64, 16)  # overlap clamped to half a tile
+    64
     """
     if size <= tile:
         return tile
+    overlap = min(max(0, int(overlap)), tile // 2)  # as predict() clamps it
     n = -(-(size - overlap) // (tile - overlap))
     side = -(-(size + (n - 1) * overlap) // n)
     return min(tile, -(-side // multiple) * multiple)
