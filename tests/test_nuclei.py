@@ -266,4 +266,5 @@ def test_train_nuclei_learns_from_a_tiny_simulation(tmp_path):
     assert main(args) == 0
     cli = td.seg.load(tmp_path / "cli.pt", kind="nuclei")
     assert cli.train_config["task"] == "nuclei" and cli.train_config["steps"] == 2
-    assert main(args + ["--adapt-to", str(tmp_path / "cli.pt")]) != 0
+    assert main(args + ["--adapt-to", str(tmp_path / "cli.pt")]) == 2
+    assert main(args + ["--orientation", "upright"]) == 2

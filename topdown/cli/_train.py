@@ -114,8 +114,11 @@ def _run_nuclei(args: argparse.Namespace, kw: dict) -> int:
     from ..errors import InputError
     from ..seg import train_nuclei
 
-    if args.adapt_to:
-        raise InputError("--adapt-to is for region models; drop it with --task nuclei.")
+    region_only = [flag for flag, given in (("--adapt-to", args.adapt_to), ("--orientation", args.orientation),
+                                            ("--no-augment", args.no_augment),
+                                            ("--no-class-balance", not args.class_balance)) if given]
+    if region_only:
+        raise InputError(f"{', '.join(region_only)}: for region models only; drop with --task nuclei.")
     if args.device == "cuda":
         raise InputError("--task nuclei trains on the CPU; drop --device cuda.")
     if args.threads:
