@@ -113,3 +113,39 @@ def test_read_xenium_missing_and_inconsistent(xenium, tmp_path):
     (root / "cells.parquet").unlink()
     with pytest.raises(DataFileError, match="cells.parquet"):
         td.io.read_xenium(root)
+
+
+def _hexagons(ids, centres_um, radius_um, bytes_ids=False):
+    """One row per vertex (closed rings, as Xenium writes them), cells in ``ids`` order."""
+    angles = np.linspace(0, 2 * np.pi, 7)
+    rows = [(c.encode() if bytes_ids else c, x + radius_um * np.cos(a), y + radius_um * np.sin(a))
+            for c, (x, y) in zip(ids, centres_um, strict=True) for a in angles]
+    return pd.DataFrame(rows, columns=["cell_id", "vertex_x", "vertex_y"])
+
+
+def test_read_xenium_boundaries(xenium):
+    import shapely
+
+    root, ids, _, centres = xenium
+    _hexagons(ids[::-1], centres[::-1] * PX, 4.0, bytes_ids=True).to_parquet(root / "cell_boundaries.parquet")
+    _hexagons(ids, centres * PX, 2.0).to_csv(root / "nucleus_boundaries.csv.gz", index=False)
+    a = td.io.read_xenium(root, load_image=False)
+    cb = a.uns["cell_boundaries"]
+    assert cb["obs_names"].tolist() == ids and len(cb["offsets"]) == len(ids) + 1
+    rings = [cb["coords"][cb["offsets"][i]:cb["offsets"][i + 1]] for i in range(len(ids))]
+    cells = [shapely.Polygon(r) for r in rings]  # full-res pixels, in the cells' order
+    np.testing.assert_allclose([[p.centroid.x, p.centroid.y] for p in cells], centres, atol=1e-6)
+    assert np.allclose([p.area for p in cells], 3 * np.sqrt(3) / 2 * (4.0 / PX) ** 2)
+    nuc = td.io.read_xenium(root, load_image=False, boundaries="nucleus").uns["cell_boundaries"]
+    assert np.ptp(nuc["coords"][:, 0]) < np.ptp(cb["coords"][:, 0]) and len(nuc["offsets"]) == len(ids) + 1
+    assert "cell_boundaries" not in td.io.read_xenium(root, load_image=False, boundaries=None).uns
+    with pytest.raises(InputError, match="boundaries must be"):
+        td.io.read_xenium(root, boundaries="membrane")
+    # a cell without an outline: a warning, centroids only
+    _hexagons(ids[1:], centres[1:] * PX, 4.0).to_parquet(root / "cell_boundaries.parquet")
+    with pytest.warns(UserWarning, match="1 cells have no cell boundary"):
+        assert "cell_boundaries" not in td.io.read_xenium(root, load_image=False).uns
+    # a table that is not one ring per cell
+    _hexagons(ids, centres * PX, 4.0).sample(frac=1, random_state=0).to_parquet(root / "cell_boundaries.parquet")
+    with pytest.raises(DataFileError, match="not consecutive"):
+        td.io.read_xenium(root, load_image=False)

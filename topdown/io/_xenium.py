@@ -12,6 +12,7 @@ import pandas as pd
 from .._files import existing_path
 from ..errors import DataFileError, InputError
 from ._common import check_matrix
+from ._generic import boundaries_to_uns
 from ._tenx import read_10x_matrix, read_pyramid_level, split_controls
 
 #: µm per morphology-image pixel of every Xenium run so far (used when experiment.xenium is absent)
@@ -38,6 +39,39 @@ def _read_cells(root: Path) -> pd.DataFrame:
                             "x_centroid, y_centroid in µm, transcript_counts, ...).")
     df["cell_id"] = [c.decode() if isinstance(c, bytes) else str(c) for c in df["cell_id"]]
     return df.set_index("cell_id")
+
+
+def _read_boundaries(root: Path, which: str) -> pd.Series | None:
+    """``{which}_boundaries.parquet`` (or ``.csv.gz``: ``cell_id``, ``vertex_x``, ``vertex_y`` in µm,
+    one row per vertex in ring order) -> Series of polygons indexed by cell id; ``None`` if absent."""
+    import shapely
+
+    for name in (f"{which}_boundaries.parquet", f"{which}_boundaries.csv.gz", f"{which}_boundaries.csv"):
+        p = root / name
+        if p.exists():
+            break
+    else:
+        return None
+    try:
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except Exception as exc:
+        raise DataFileError(f"cannot read '{p}' ({type(exc).__name__}: {exc}).") from exc
+    missing = [c for c in ("cell_id", "vertex_x", "vertex_y") if c not in df.columns]
+    if missing:
+        raise DataFileError(f"'{p}' lacks the column(s) {missing} (a Xenium boundaries table has cell_id, "
+                            "vertex_x, vertex_y in µm, one row per vertex).")
+    ids = np.array([c.decode() if isinstance(c, bytes) else str(c) for c in df["cell_id"]], dtype=object)
+    first = np.r_[True, ids[1:] != ids[:-1]]  # vertices of a cell are consecutive rows
+    ring = np.cumsum(first) - 1
+    n_vertices = np.bincount(ring)
+    if pd.Index(ids[first]).has_duplicates:
+        raise DataFileError(f"'{p}': the vertices of a cell are not consecutive rows; is it a Xenium "
+                            "boundaries table?")
+    if (n_vertices < 3).any():
+        raise DataFileError(f"'{p}': cell '{ids[first][np.argmax(n_vertices < 3)]}' has fewer than 3 vertices.")
+    xy = df[["vertex_x", "vertex_y"]].to_numpy(dtype=np.float64)
+    polygons = shapely.make_valid(shapely.polygons(shapely.linearrings(xy, indices=ring)))
+    return pd.Series(polygons, index=ids[first])
 
 
 def _pixel_size(root: Path) -> tuple[float, dict]:
@@ -70,7 +104,7 @@ def _morphology(root: Path) -> Path | None:
 
 
 def read_xenium(path, *, library_id: str | None = None, max_image_side: int = 4000,
-                load_image: bool = True, cell_diameter_um: float = 10.0):
+                load_image: bool = True, cell_diameter_um: float = 10.0, boundaries: str | None = "cell"):
     """Read a Xenium output folder into an AnnData ready for scanpy/squidpy and topdown.
 
     Reads ``cell_feature_matrix.h5`` (or the ``cell_feature_matrix/`` MEX folder), the cells
@@ -93,6 +127,11 @@ def read_xenium(path, *, library_id: str | None = None, max_image_side: int = 40
         Read the morphology image (needed by :func:`topdown.tl.segment_regions`).
     cell_diameter_um
         Typical cell diameter, stored as ``spot_diameter_fullres`` for plotting.
+    boundaries
+        ``"cell"`` (default): the outlines of ``cell_boundaries.parquet`` (or ``.csv.gz``) go
+        to ``uns['cell_boundaries']``, so :func:`topdown.tl.assign_regions` assigns each cell
+        by the region covering most of it; ``"nucleus"``: ``nucleus_boundaries``; ``None``:
+        none read (cells are assigned by centroid, as they are when the file is absent).
 
     Returns
     -------
@@ -101,7 +140,8 @@ def read_xenium(path, *, library_id: str | None = None, max_image_side: int = 40
     ``uns['control_features']``); ``obs`` the cells table; ``obsm['spatial']`` (full-res
     pixels), ``obsm['spatial_um']``; ``uns['spatial'][library_id]`` with ``images['hires']``,
     ``scalefactors`` (``tissue_hires_scalef``, ``microns_per_pixel``, ``spot_diameter_fullres``)
-    and ``metadata`` (technology ``"xenium"``, ``transform`` µm -> full-res pixels).
+    and ``metadata`` (technology ``"xenium"``, ``transform`` µm -> full-res pixels);
+    ``uns['cell_boundaries']`` (full-res pixels) when ``boundaries`` are read.
 
     Examples
     --------
@@ -111,6 +151,8 @@ def read_xenium(path, *, library_id: str | None = None, max_image_side: int = 40
     """
     import anndata as ad
 
+    if boundaries not in ("cell", "nucleus", None):
+        raise InputError(f"boundaries must be 'cell', 'nucleus' or None, got {boundaries!r}.")
     root = existing_path(path, "Xenium output folder")
     if not root.is_dir():
         raise DataFileError(f"'{root}' is not a folder; pass a Xenium output folder (holding {_LAYOUT}).")
@@ -148,4 +190,12 @@ def read_xenium(path, *, library_id: str | None = None, max_image_side: int = 40
         "technology": "xenium", "transform": m, "source": str(root),
         "image": img_p.name if img_p is not None else "", **run}}}
     adata.obs["library_id"] = pd.Categorical([lib] * adata.n_obs)
+    outlines = _read_boundaries(root, boundaries) if boundaries else None
+    if outlines is not None:
+        outlines = outlines.reindex(adata.obs_names)
+        if outlines.isna().any():
+            warnings.warn(f"{int(outlines.isna().sum())} cells have no {boundaries} boundary; no outlines are "
+                          "stored and cells are assigned by centroid.", UserWarning, stacklevel=2)
+        else:
+            adata.uns["cell_boundaries"] = boundaries_to_uns(outlines.to_numpy(), adata.obs_names, m)
     return adata
