@@ -158,7 +158,13 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precisi
     from topdown.seg.nucleus_target import nuclear_signal
 
     m = td.seg.load(model, kind="nuclei")
-    ds = td.sim.SimDataset(sim or m.train_config["data"])
+    data = Path(sim or m.train_config["data"])
+    if not sim and not data.is_absolute():  # the recipe's frames, beside the repository (benchmarks/train_nuclei.sh)
+        data = REPO / data
+    if not (data / "dataset.json").exists():
+        raise SystemExit(f"no simulated frames at '{data}': run `bash benchmarks/train_nuclei.sh` (it simulates "
+                         "them), or pass --sim DIR")
+    ds = td.sim.SimDataset(data)
     idx = (list(range(len(ds))) if sim else list(m.train_config["val_frames"]))[:limit]
     rows: dict[str, list] = {}
     for i in idx:
