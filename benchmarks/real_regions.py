@@ -19,7 +19,10 @@ unless the model is adapted already (``--adapt auto``: the shipped ``olfactory_b
 of the same kind changed little with two or four sections and cost with one,
 ``benchmarks/adapt_transfer.py``; ``--adapt pseudo_label|adabn|off`` to force it), then
 ``td.seg.segment`` with the preset's layer prior (``--layer-prior off``) and, for upright
-models, the four-turn orientation ensemble (``--orientation auto|as-is``).
+models, the four-turn orientation ensemble (``--orientation auto|as-is``), with the map drawn
+for the set's spots (``--spot-scale off`` for the anatomical map: ``spot_diameter_um`` of
+``td.seg.segment``, from the spots' diameter, which a user's data gives too; it widens only
+layers too thin to cover half a spot, the bulb's mitral cell layer under ST's 100 µm spots).
 ``--model sim/olfactory_bulb --adapt off --layer-prior off --orientation as-is`` is the plain
 simulation-only model.
 
@@ -73,6 +76,11 @@ class Section:
     @property
     def xy(self) -> np.ndarray:
         return self.spots[["x_px", "y_px"]].to_numpy(float)
+
+    @property
+    def spot_diameter_um(self) -> float:
+        """The spots' diameter in µm (the array's geometry, as a user's data gives it; no labels)."""
+        return float(self.spots["diameter_px"].median()) * self.pixel_size_um
 
 
 def default_data_dir() -> Path:
@@ -154,7 +162,7 @@ def adapt_method(choice: str, model) -> str:
 
 def score_section(section: Section, model, label_to_class: dict[str, str], *, tta: bool,
                   device: str, adapt_norm: bool = False, layer_prior: str | None = "auto",
-                  orientation: str | None = "auto") -> tuple[dict, object, np.ndarray]:
+                  orientation: str | None = "auto", spot_scale: bool = True) -> tuple[dict, object, np.ndarray]:
     """Segment one section and score it; returns the record, the RegionMap and predicted names."""
     from sklearn.metrics import adjusted_rand_score
 
@@ -163,7 +171,7 @@ def score_section(section: Section, model, label_to_class: dict[str, str], *, tt
     t0 = time.perf_counter()
     rmap = td.seg.segment(section.image, model, pixel_size_um=section.pixel_size_um, tta=tta,
                           device=device, probabilities=False, adapt_norm=adapt_norm, layer_prior=layer_prior,
-                          orientation=orientation)
+                          orientation=orientation, spot_diameter_um=section.spot_diameter_um if spot_scale else None)
     seconds = time.perf_counter() - t0
     names = np.array(["outside", *rmap.classes])[rmap.lookup(section.xy)]
     truth = section.spots["label"].astype(str)
@@ -181,6 +189,7 @@ def score_section(section: Section, model, label_to_class: dict[str, str], *, tt
         "segment_seconds": round(seconds, 2),
         "adapt_norm": adapt_norm, "layer_prior": rmap.meta.get("layer_prior"),
         "orientation": rmap.meta.get("orientation"),
+        "spot_diameter_um": round(section.spot_diameter_um, 1) if spot_scale else None,
     }
     return record, rmap, names
 
@@ -251,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--orientation", choices=("ensemble", "auto", "as-is"), default="ensemble",
                     help="upright models: combine the four quarter turns (default ensemble) or pick the one "
                          "the network is most confident of (auto)")
+    ap.add_argument("--spot-scale", choices=("on", "off"), default="on", dest="spot_scale",
+                    help="with the layer prior, draw the map for the set's spots (td.seg.segment's "
+                         "spot_diameter_um, from spots.csv's diameter_px: the array's geometry, not its "
+                         "labels): layers too thin to cover half a spot take the spots that reach them "
+                         "(default: on; off: the anatomical map)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "real_regions")
     args = ap.parse_args(argv)
@@ -277,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             record, rmap, predicted = score_section(
                 section, model, label_to_class, tta=args.tta == "on", device=args.device,
                 adapt_norm=args.adapt_norm == "on", layer_prior=None if args.layer_prior == "off" else "auto",
-                orientation=None if args.orientation == "as-is" else args.orientation)
+                orientation=None if args.orientation == "as-is" else args.orientation,
+                spot_scale=args.spot_scale == "on")
             record["model"] = str(args.model or label_map[set_name]["preset"])
             record["adapt"] = method
             plot_section(section, rmap, predicted, label_to_class, record,

@@ -75,7 +75,8 @@ def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
     labels = np.asarray(Image.open(lab))
     assert labels.shape == (30, 30) and labels.max() <= 2
     code = main(["segment", str(tmp_path / "img.png"), "--model", str(cli_model), "--pixel-size", "2",
-                 "--out", str(out), "--labels", str(lab), "--labels-full", "--adapt-norm", "--no-tta"])
+                 "--out", str(out), "--labels", str(lab), "--labels-full", "--adapt-norm", "--no-tta",
+                 "--spot-diameter", "55"])
     assert code == 0 and np.asarray(Image.open(lab)).shape == (60, 60)
     assert json.loads(out.read_text())["topdown"]["params"]["tta"] is False
     warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
@@ -90,6 +91,8 @@ def test_segment_writes_geojson_and_labels(cli_model, tmp_path, capsys):
      "unknown model"),
     (["segment", "{d}/img.png", "--model", "{m}", "--pixel-size", "1", "--out", "{d}/img.png"], "overwrite"),
     (["train", "--data", "{d}/nope", "--out", "{d}/x.pt"], "not found"),
+    (["segment", "{d}/img.png", "--model", "{m}", "--pixel-size", "1", "--out", "{d}/r.geojson",
+      "--spot-diameter", "-5"], "spot_diameter_um must be a number of µm > 0"),
 ])
 def test_cli_errors_are_one_line(cli_model, tmp_path, capsys, argv, needle):
     Image.fromarray(np.full((20, 20, 3), 200, np.uint8)).save(tmp_path / "img.png")

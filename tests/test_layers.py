@@ -168,6 +168,52 @@ def test_surface_calls_beside_the_core_are_refused_when_no_core_is_deep_enough()
     assert plain_report["applied"] and not plain_report["surface_refused_near_core"]
 
 
+def three_layer_bulb() -> tuple[np.ndarray, np.ndarray, td.seg.LayerPrior]:
+    """A round section whose core the network finds, with a 30 µm layer (3 px) above the core
+    under a 100 µm one and a 270 µm one: the bulb's mitral cell layer in miniature."""
+    labels, tissue = noisy_bulb()
+    prior = td.seg.LayerPrior(order=("onl", "gl", "thin", "core"),
+                              thickness_um={"onl": 100.0, "gl": 270.0, "thin": 30.0})
+    labels = np.where(labels == 3, 4, labels).astype(np.uint8)
+    return labels, tissue, prior
+
+
+def test_spot_scale_widens_only_layers_too_thin_for_a_spot_and_never_the_core():
+    labels, tissue, prior = three_layer_bulb()
+    classes = ["onl", "gl", "thin", "core"]
+    anatomical, _ = td.seg.apply_layer_prior(labels, classes, prior, PX_UM)
+    spots, report = td.seg.apply_layer_prior(labels, classes, dataclasses.replace(prior, spot_diameter_um=100.0), PX_UM)
+    assert report["spot_scale"] == {"spot_diameter_um": 100.0, "widened": ["thin"]}
+    radius = np.hypot(*(np.mgrid[:200, :200] - 100))
+    # anatomically 3 px (40-43 px from the centre); for 100 µm spots 5 px more on its outer side,
+    # none on the core's side
+    assert np.all(anatomical[(radius > 44.5) & (radius < 47)] == 2)
+    assert np.all(spots[(radius > 41) & (radius < 47)] == 3)
+    assert np.array_equal(spots == 4, anatomical == 4)
+    # the 100 µm outer layer can cover half a spot: not widened
+    assert np.array_equal(spots == 1, anatomical == 1)
+    # spots of 55 µm (Visium): the 30 µm layer covers more than half of one; the anatomical map
+    same, report = td.seg.apply_layer_prior(labels, classes, dataclasses.replace(prior, spot_diameter_um=55.0), PX_UM)
+    assert report["spot_scale"]["widened"] == [] and np.array_equal(same, anatomical)
+
+
+def test_band_share_of_disc_is_the_most_of_a_spot_a_layer_covers():
+    from topdown.seg.layers import band_share_of_disc
+
+    assert band_share_of_disc(100.0, 50.0) == pytest.approx(1.0)
+    assert band_share_of_disc(0.0, 50.0) == 0.0
+    # the share is the disc's area between two chords, 2 * width/2 from the centre; a grid agrees
+    yy, xx = np.mgrid[-500:501, -500:501] / 10.0
+    inside = xx ** 2 + yy ** 2 <= 50.0 ** 2
+    assert band_share_of_disc(30.0, 50.0) == pytest.approx((inside & (np.abs(yy) <= 15)).sum() / inside.sum(), abs=0.01)
+
+
+@pytest.mark.parametrize("diameter", [-5.0, float("nan")])
+def test_bad_spot_diameter_names_the_problem(diameter):
+    with pytest.raises(InputError, match="spot_diameter_um must be a finite number"):
+        dataclasses.replace(bulb_prior(), spot_diameter_um=diameter)
+
+
 def test_unknown_prior_class_is_a_clear_error():
     labels, _ = noisy_bulb()
     with pytest.raises(InputError, match="the layer prior names"):
@@ -246,6 +292,21 @@ def test_segment_applies_the_prior_of_the_models_preset(tiny_bulb_model):
     assert auto.meta["layer_prior"] is not None and "applied" in auto.meta["layer_prior"]
     with pytest.raises(InputError, match="layer_prior='on' is not allowed"):
         td.seg.segment(image, tiny_bulb_model, pixel_size_um="model", device="cpu", layer_prior="on")
+    with pytest.raises(InputError, match="spot_diameter_um must be a number of µm"):
+        td.seg.segment(image, tiny_bulb_model, pixel_size_um="model", device="cpu", spot_diameter_um="wide")
+
+
+def test_segment_draws_the_prior_for_the_spots_it_is_given(monkeypatch, tiny_bulb_model):
+    import topdown.seg.layers as layers
+
+    seen = []
+    monkeypatch.setattr(layers, "apply_layer_prior", lambda labels, classes, prior, px, probabilities=None:
+                        (seen.append(prior), (labels, {"applied": False}))[1])
+    image = np.full((96, 96, 3), 235, np.uint8)
+    td.seg.segment(image, tiny_bulb_model, pixel_size_um="model", device="cpu", spot_diameter_um=100)
+    td.seg.segment(image, tiny_bulb_model, pixel_size_um="model", device="cpu")
+    assert [p.spot_diameter_um for p in seen] == [100.0, 0.0]
+    assert seen[0].spot_scale_layers == ["mitral_cell_layer"]
 
 
 def test_for_model_needs_matching_classes(tiny_bulb_model):

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         tl.segment_regions(adata, args.model, library_id=args.library_id, image_key=args.image_key,
                            adapt_norm=args.adapt_norm, tta=args.tta, layer_prior=layer_prior_arg(args),
-                           orientation=orientation_arg(args),
+                           orientation=orientation_arg(args), spot_diameter_um=args.spot_diameter,
                            drop_empty_tissue=args.drop_empty_tissue,
                            library_key="library_id" if "library_id" in adata.obs else None,
                            device=pick_device(args.device), progress=True)

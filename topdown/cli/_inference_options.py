@@ -20,7 +20,8 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--adapt-norm``, ``--tta``, ``--layer-prior`` and ``--orientation`` (see :func:`topdown.seg.segment`)."""
+    """Add ``--adapt-norm``, ``--tta``, ``--layer-prior``, ``--spot-diameter`` and ``--orientation``
+    (see :func:`topdown.seg.segment`)."""
     parser.add_argument("--adapt-norm", action=argparse.BooleanOptionalAction, default=False, dest="adapt_norm",
                         help="test-time adaptation: re-estimate the model's BatchNorm statistics on this image "
                              "first (AdaBN, no labels); try it when the image's colours are far from the "
@@ -32,6 +33,11 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="layered tissue (olfactory bulb, cortex): keep the network's core and surface layers "
                              "and assign those between by laminar depth from the preset's layer thicknesses "
                              "(default: auto, where the model's preset declares a layer order; off: the raw map)")
+    parser.add_argument("--spot-diameter", type=float, default=None, dest="spot_diameter", metavar="UM",
+                        help="with the layer prior: draw the map for spots this wide (µm; 100 for Spatial "
+                             "Transcriptomics, 55 for Visium), widening layers too thin to cover half a spot "
+                             "(the bulb's mitral cell layer) so the spots that reach them take them (default: "
+                             "the anatomical map)")
     parser.add_argument("--orientation", choices=("as-is", "auto", "ensemble"), default="auto",
                         help="for a model trained upright, segment the image's four quarter turns (4x the time) "
                              "and keep the one the network is most confident of (default: auto), combine all "

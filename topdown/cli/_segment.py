@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                    image_kind=args.image_kind, tissue=not args.no_tissue, tile=args.tile,
                    probabilities=False, device=pick_device(args.device), tta=args.tta,
                    adapt_norm=args.adapt_norm, layer_prior=layer_prior_arg(args), orientation=orientation_arg(args),
-                   progress=True)
+                   spot_diameter_um=args.spot_diameter, progress=True)
     gdf = rmap.to_geodataframe()
     props = {"classes": list(rmap.classes), "downsample": rmap.downsample,
              "map_pixel_size_um": rmap.pixel_size_um, "image_shape": list(rmap.image_shape),

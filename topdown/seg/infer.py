@@ -21,6 +21,7 @@ pixel is a region.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from functools import lru_cache
@@ -257,11 +258,25 @@ def _apply_prior(labels: np.ndarray, probs: np.ndarray | None, model, layer_prio
     return apply_layer_prior(labels, model.classes, layer_prior, float(model.pixel_size_um), probabilities=probs)
 
 
+def _at_spot_scale(prior, spot_diameter_um: float | None):
+    """``prior`` drawn for spots ``spot_diameter_um`` wide (unchanged when either is ``None``)."""
+    if spot_diameter_um is None:
+        return prior
+    try:
+        diameter = float(spot_diameter_um)
+    except (TypeError, ValueError):
+        diameter = float("nan")
+    if not np.isfinite(diameter) or diameter <= 0:
+        raise InputError(f"spot_diameter_um must be a number of µm > 0 (e.g. 55 for Visium, 100 for Spatial "
+                         f"Transcriptomics), got {spot_diameter_um!r}")
+    return None if prior is None else dataclasses.replace(prior, spot_diameter_um=diameter)
+
+
 def segment(image, model, pixel_size_um: float | str | None = None, *, scalefactors=None,
             image_kind: str | None = None, tissue: bool = True, tile: int = 512, overlap: int = 64,
             batch_size: int = 1, probabilities: bool = True, device: str = "auto",
             tta: bool = True, adapt_norm: bool = False, layer_prior="auto", orientation: str | None = "auto",
-            progress: bool = False) -> RegionMap:
+            spot_diameter_um: float | None = None, progress: bool = False) -> RegionMap:
     """Segment an image into the model's anatomical regions.
 
     Parameters
@@ -334,6 +349,15 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         instead of picking one: better on sections at an unknown angle where no turn is clearly
         surest (real DLPFC 0.372), worse on upright ones (simulated brain mIoU 0.72 -> 0.45).
         ``None``: segment the image as it is. Free-orientation models need no search.
+    spot_diameter_um
+        With a layer prior: draw the map for spots this wide (µm), to assign Visium or
+        Spatial Transcriptomics spots by their centre. A layer too thin to cover half of any
+        spot (the bulb's 30 µm mitral cell layer under 100 µm ST spots) is widened by the spot's
+        radius on each side, never into the core or surface anchors, so the spots whose disc
+        reaches it take it (:attr:`LayerPrior.spot_diameter_um`; real bulb sections, mean ARI
+        0.584 -> 0.61). ``None`` (default): the anatomical map; use that one to measure areas.
+        No effect without a layer prior or where every layer is thick enough (Visium's 55 µm
+        spots on the cortex).
     progress
         Show a progress bar over tiles.
 
@@ -355,6 +379,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     require_flag("tta", tta)
     device = pick_device(device)
     model = load(model, device=device)
+    layer_prior = _at_spot_scale(LayerPrior.resolve(layer_prior, model), spot_diameter_um)
     src = open_image(image, background=model.background_value)
     scale = _image_scale(image, src, model, pixel_size_um, scalefactors, image_kind)
     if orientation not in (None, "auto", "ensemble"):

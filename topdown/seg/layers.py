@@ -28,6 +28,13 @@ the outer half of the core (:data:`CORE_EXTRA_MIN_DEPTH`, depth measured from th
 edge relative to its deepest point), it becomes the core layer. The report says how
 much of the tissue the prior relabelled, per region of the network's map: large values
 flag sections where the image and the prior disagree.
+
+Maps to be read at a spot's scale (``spot_diameter_um``: Visium, Spatial Transcriptomics)
+draw a layer too thin to cover half of any spot (the bulb's 30 µm mitral cell layer under
+100 µm ST spots) as the spots see it: widened by the spot's radius on each side, never into
+the anchors, so that a spot whose disc reaches the layer takes it, as spot-level annotation
+labels thin layers. Without it, such a layer is the majority of no spot, holds almost no spot
+centre and drops out of spot-level analysis. The anatomical map is the default.
 """
 
 from __future__ import annotations
@@ -76,6 +83,12 @@ class LayerPrior:
         Width, in laminar depth, of the boundaries between layers assigned by depth when
         the network's probabilities are given: near a boundary the network's call decides,
         far from it the depth does (``0``: depth alone).
+    spot_diameter_um
+        Draw the map at the scale of spots this wide (``0``, the default: the anatomical map).
+        Each layer assigned by depth that is too thin to cover half of any spot
+        (:attr:`spot_scale_layers`) is widened by the spot's radius on each side over its
+        neighbours assigned by depth, never over the anchors (core, surface layer, glass): a
+        spot whose disc reaches the layer takes it. Use it to assign spots, not to measure areas.
 
     Examples
     --------
@@ -92,6 +105,7 @@ class LayerPrior:
     min_core_depth: float = MIN_CORE_DEPTH
     surface_margin_um: float = 0.0
     softness: float = SOFTNESS
+    spot_diameter_um: float = 0.0
 
     def __post_init__(self) -> None:
         from ..errors import InputError
@@ -105,6 +119,9 @@ class LayerPrior:
         if not 0.0 <= float(self.softness) <= 0.5:
             raise InputError(f"softness must lie in [0, 0.5] (a width in laminar depth; 0: depth alone), "
                              f"got {self.softness!r}")
+        if not np.isfinite(float(self.spot_diameter_um)) or float(self.spot_diameter_um) < 0:
+            raise InputError(f"spot_diameter_um must be a finite number of µm >= 0 (0: the anatomical map), "
+                             f"got {self.spot_diameter_um!r}")
 
     @classmethod
     def from_spec(cls, spec) -> LayerPrior | None:
@@ -166,6 +183,21 @@ class LayerPrior:
         return {**margin, **self.thickness_um}
 
     @property
+    def spot_scale_layers(self) -> list[str]:
+        """The layers assigned by depth that cannot cover half of a spot of :attr:`spot_diameter_um`
+        (:func:`band_share_of_disc` through the spot's centre under 0.5), outermost first.
+
+        >>> import topdown as td
+        >>> prior = td.seg.LayerPrior.from_spec(td.sim.load_preset("olfactory_bulb"))
+        >>> import dataclasses; dataclasses.replace(prior, spot_diameter_um=100.0).spot_scale_layers
+        ['mitral_cell_layer']
+        """
+        if self.spot_diameter_um <= 0:
+            return []
+        radius = float(self.spot_diameter_um) / 2
+        return [n for n, t in self.thickness_um.items() if band_share_of_disc(t, radius) < 0.5]
+
+    @property
     def total_um(self) -> float:
         """Summed thickness of the layers assigned by depth."""
         return float(sum(self.thickness_um.values()))
@@ -178,6 +210,19 @@ class LayerPrior:
         if missing:
             raise InputError(f"the layer prior names {', '.join(missing)}, which the model does not have "
                              f"(classes: {', '.join(classes)}); pass a prior for this model or layer_prior=None.")
+
+
+def band_share_of_disc(width: float, radius: float) -> float:
+    """The share of a disc of ``radius`` covered by a straight band of ``width`` through its centre.
+
+    The most of a spot a layer of that thickness can cover: under 0.5 (``width`` < 0.81
+    ``radius``), the layer is the majority of no spot.
+
+    >>> round(band_share_of_disc(30.0, 50.0), 3), round(band_share_of_disc(80.0, 50.0), 3)
+    (0.376, 0.896)
+    """
+    x = min(float(width) / (2 * float(radius)), 1.0)
+    return float(2 / np.pi * (np.arcsin(x) + x * np.sqrt(1 - x * x)))
 
 
 def _large_components(mask: np.ndarray, min_px: float) -> np.ndarray:
@@ -361,10 +406,24 @@ def apply_layer_prior(labels: np.ndarray, classes, prior: LayerPrior,
     new[keep] = labels[keep]
     new[core & ~np.isin(labels, core_ids)] = ids[prior.order[-1]]
     new[_off_axis_extras(new, core, [ids[n] for n in prior.core])] = ids[prior.order[-1]]
+    widened = prior.spot_scale_layers
+    if widened:
+        by_depth = tissue & ~keep & ~core  # the pixels whose layer depth decided
+        _widen_to_spots(new, [ids[n] for n in widened], by_depth, prior.spot_diameter_um / 2 / pixel_size_um)
     report = _report(labels, new, classes, tissue, core)
+    if prior.spot_diameter_um > 0:
+        report["spot_scale"] = {"spot_diameter_um": float(prior.spot_diameter_um), "widened": widened}
     report["surface_refused_near_core"] = refused_surface
     report["unseen_fraction"] = round(float(np.count_nonzero(unseen) / max(np.count_nonzero(tissue), 1)), 4)
     return new, report
+
+
+def _widen_to_spots(labels: np.ndarray, layer_ids: list[int], allowed: np.ndarray, radius_px: float) -> None:
+    """Widen each of ``layer_ids`` (in place) by ``radius_px`` over the ``allowed`` pixels."""
+    for k in layer_ids:
+        band = labels == k
+        if band.any():
+            labels[allowed & (ndi.distance_transform_edt(~band) <= radius_px)] = k
 
 
 def _depth_and_network(depth: np.ndarray, probabilities: np.ndarray, layer_ids: np.ndarray, edges: np.ndarray,
