@@ -268,3 +268,7 @@ def test_train_nuclei_learns_from_a_tiny_simulation(tmp_path):
     assert cli.train_config["task"] == "nuclei" and cli.train_config["steps"] == 2
     assert main(args + ["--adapt-to", str(tmp_path / "cli.pt")]) == 2
     assert main(args + ["--orientation", "upright"]) == 2
+    if not torch.cuda.is_available():  # a GPU is asked for by name: a clear error where there is none
+        with pytest.raises(InputError, match="no CUDA GPU is available"):
+            td.seg.train_nuclei(data.path, tmp_path / "gpu.pt", steps=1, device="cuda", **kw)
+        assert main(args + ["--device", "cuda"]) == 2

@@ -119,14 +119,12 @@ def _run_nuclei(args: argparse.Namespace, kw: dict) -> int:
                                             ("--no-class-balance", not args.class_balance)) if given]
     if region_only:
         raise InputError(f"{', '.join(region_only)}: for region models only; drop with --task nuclei.")
-    if args.device == "cuda":
-        raise InputError("--task nuclei trains on the CPU; drop --device cuda.")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = train_nuclei(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
                          crop=args.crop or 128, lr=3e-3 if args.lr is None else args.lr, seed=args.seed,
                          val_fraction=args.val_fraction, name=args.name or "nuclei", init=args.init,
-                         precision=args.precision, resume=args.resume,
+                         precision=args.precision, resume=args.resume, device=args.device,
                          log=lambda line: print(line, flush=True), **kw)
     print(json.dumps({"model": args.out, "task": "nuclei", "classes": list(model.classes),
                       "pixel_size_um": model.pixel_size_um, "modality": model.modality,

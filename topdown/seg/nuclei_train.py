@@ -120,7 +120,7 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
 def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int = 128,
                  widths: tuple[int, ...] = (16, 32, 64, 128), lr: float = 3e-3, seed: int = 0,
                  val_fraction: float = 0.1, save_every: int = 200, name: str = "nuclei_dapi",
-                 init=None, precision: str = "auto", resume: bool = False, log=print):
+                 init=None, precision: str = "auto", resume: bool = False, device: str = "auto", log=print):
     """Train a nucleus model on a simulated dataset and save it to ``out``.
 
     Parameters
@@ -139,12 +139,17 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     init
         A nucleus checkpoint to start from (fine-tuning) instead of random weights.
     precision
-        ``"auto"`` (bfloat16 autocast on CPUs that compute it natively, else float32),
-        ``"fp32"`` or ``"bf16"`` (:func:`~topdown.seg.loop.pick_precision`).
+        ``"auto"`` (bfloat16 autocast where the device computes it natively: recent GPUs,
+        CPUs with AVX512-BF16 or AMX; else float32), ``"fp32"`` or ``"bf16"``
+        (:func:`~topdown.seg.loop.pick_precision`).
     resume
         Continue the run whose checkpoint is ``out`` from its last save (weights, optimiser,
         random state and step: the result is the same as an uninterrupted run's); starts
         afresh when ``out`` has no training state yet.
+    device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``. The crops are
+        made and augmented on the CPU; the network trains on ``device``. The checkpoint is the
+        same either way (a run resumes on either device).
 
     Returns
     -------
@@ -159,7 +164,7 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     from ..sim.dataset import SimDataset
     from .checkpoint import check_output, load, load_state, save, save_state, state_path
     from .data import split
-    from .loop import autocast, balanced_class_weights, loss_fn, lr_at, pick_precision
+    from .loop import autocast, balanced_class_weights, loss_fn, lr_at, pick_device, pick_precision
     from .model import SegModel
 
     if steps < 1 or batch_size < 1:
@@ -168,21 +173,24 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         raise InputError("give resume=True (continue a run) or init= (start a new run from weights), not both.")
     check_output(out)
     resuming = resume and state_path(out).is_file()
-    precision = pick_precision(precision, "cpu")
+    device = pick_device(device)
+    precision = pick_precision(precision, device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dataset = SimDataset(data)
     tr, va = split(len(dataset), val_fraction, seed)
     imgs, targets, _, px, modality = load_frames(data, tr)
-    weights = torch.tensor(balanced_class_weights(np.bincount(targets.ravel(), minlength=4)), dtype=torch.float32)
+    weights = torch.tensor(balanced_class_weights(np.bincount(targets.ravel(), minlength=4)), dtype=torch.float32,
+                           device=device)
     cfg = {"task": "nuclei", "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
            "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True},
-           "precision": precision}
+           "precision": precision, "device": device}
     model = SegModel(list(NUCLEUS_CLASSES), pixel_size_um=px, modality=modality, widths=tuple(widths),
                      name=name, seed=seed, train_config=cfg, spec_hash=dataset.info.get("spec_hash"))
     if init is not None:
         model.load_state_dict(load(init, kind="nuclei").state_dict())
         cfg["init"] = str(init)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     start = 0
     if resuming:
@@ -198,21 +206,24 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr)
         x, y = batch(imgs, targets, rng, batch_size, crop)
-        with autocast("cpu", precision):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device, precision):
             logits = model(x)
         loss = loss_fn(logits.float(), y, 0.5, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
         if (step + 1) % save_every == 0 or step + 1 == steps:
-            log(f"step {step + 1}/{steps} loss {np.mean(losses[-save_every:]):.4f} {time.time() - t0:.0f}s")
+            log(f"step {step + 1}/{steps} loss {float(torch.stack(losses[-save_every:]).mean()):.4f} "
+                f"{time.time() - t0:.0f}s")
+            del losses[:-save_every]
             save(model, out)
             save_state(out, opt, {"epoch": (step + 1) // save_every, "step": step + 1, "steps": steps,
                                   "seed": seed, "rng": rng.bit_generator.state}, model)
             model.train()
     model.eval()
-    return model
+    return model.cpu()
 
 
 def _main() -> None:  # pragma: no cover - used by the background training run
