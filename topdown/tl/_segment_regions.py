@@ -107,7 +107,10 @@ def segment_regions(adata, model, library_id: str | None = None, key_added: str 
         Return a modified copy instead of changing ``adata`` in place.
     **segment_kwargs
         Passed to :func:`topdown.seg.segment`, e.g. ``tta=False`` (one network pass per
-        tile instead of averaging it with its mirror image) or ``tile=``; recorded in the provenance.
+        tile instead of averaging it with its mirror image), ``tile=``, or
+        ``spot_diameter_um=100`` to draw a layered tissue's map for Spatial Transcriptomics
+        spots (layers too thin to cover half a spot, the bulb's mitral cell layer, take the
+        spots that reach them); recorded in the provenance.
 
     Returns
     -------
