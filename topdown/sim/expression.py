@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # anndata is imported where an AnnData is made: `import topdown.sim` stays light
+    import anndata as ad
 
 
 def _effects(rng: np.random.Generator, n_levels: int, n_genes: int, frac: float, sd: float) -> np.ndarray:
@@ -150,6 +153,8 @@ def expression(obs: pd.DataFrame, *, region_key: str = "region", sample_key: str
     obs["size_factor"] = size
     obs.index = obs.index.astype(str)
     var = _var(genes, region_names, depth, lesion_key is not None)
+    import anndata as ad
+
     out = ad.AnnData(X=X, obs=obs, var=var)
     out.layers["counts"] = X.copy()
     out.uns["sim_expression"] = {
