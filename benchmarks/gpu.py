@@ -61,6 +61,7 @@ def _timed(fn, *args, **kwargs):
     return out, round(time.perf_counter() - t, 3)
 
 
+@functools.cache
 def _label_map(set_name: str) -> dict[str, str]:
     data = real_regions.default_data_dir()
     return json.loads((data / "label_map.json").read_text())[set_name]["labels"]

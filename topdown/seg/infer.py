@@ -355,7 +355,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         spot (the bulb's 30 µm mitral cell layer under 100 µm ST spots) is widened by the spot's
         radius on each side, never into the core or surface anchors, so the spots whose disc
         reaches it take it (:attr:`LayerPrior.spot_diameter_um`; real bulb sections, mean ARI
-        0.584 -> 0.61). ``None`` (default): the anatomical map; use that one to measure areas.
+        0.584 -> 0.618). ``None`` (default): the anatomical map; use that one to measure areas.
         No effect without a layer prior or where every layer is thick enough (Visium's 55 µm
         spots on the cortex).
     progress
@@ -379,7 +379,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     require_flag("tta", tta)
     device = pick_device(device)
     model = load(model, device=device)
-    layer_prior = _at_spot_scale(LayerPrior.resolve(layer_prior, model), spot_diameter_um)
+    prior = _at_spot_scale(LayerPrior.resolve(layer_prior, model), spot_diameter_um)  # resolved once, here
     src = open_image(image, background=model.background_value)
     scale = _image_scale(image, src, model, pixel_size_um, scalefactors, image_kind)
     if orientation not in (None, "auto", "ensemble"):
@@ -390,7 +390,7 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         search = segment_quarter_turns if orientation == "auto" else segment_turn_ensemble
         return search(src, model, scale, dict(
             tissue=tissue, tile=tile, overlap=overlap, batch_size=batch_size, probabilities=probabilities,
-            device=device, tta=tta, adapt_norm=adapt_norm, layer_prior=layer_prior, progress=progress))
+            device=device, tta=tta, adapt_norm=adapt_norm, layer_prior=prior, progress=progress))
     factor, img_px = scale.per_pixel("map"), scale.um  # map pixels and µm per image pixel
     H, W = map_shape(src.shape, factor)
     if max(H, W) > 200_000 or H * W > 2_000_000_000:
@@ -412,7 +412,6 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
         from .adabn import adapt_to_image
 
         model = adapt_to_image(model, src, factor, device=device)
-    prior = LayerPrior.resolve(layer_prior, model)
     labels, probs = predict(model, src, factor, tile=tile, overlap=overlap, batch_size=batch_size,
                             device=device, probabilities=probabilities or prior is not None, tissue=tmask,
                             tissue_step=tstep, tta=bool(tta), outside_min=np.inf if all_tissue else OUTSIDE_CONFIDENT,
