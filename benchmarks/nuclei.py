@@ -11,11 +11,18 @@ Run by hand (not a test)::
 * real: ``merfish_mouse_brain_mini`` z0 DAPI (0.109 µm/px) against Vizgen's 498 cell
   polygons: a cell is found when exactly one detected centroid lies in it (precision =
   found / detections, recall = found / cells). The polygons are used for scoring only.
+  The same for the crop's second focal plane, z1 (its own image and polygons: ``real_z1``),
+  a second field that a change tuned to z0 would not follow.
   Beside the model: Otsu + distance-transform watershed (skimage, below) and squidpy's
   ``sq.im.segment(method="watershed")`` with its defaults (when importable).
+* ``--ceiling``: each design's exact class target of the simulated frames (one-hot, as a perfect
+  network would give it) through its instance step (``distance``: the watershed, ``steps``:
+  following the steps): what the design can reach at best.
 * speed: ``td.seg.nuclei`` on a 4096 x 4096 image (tiles of the real crop) at 0.4 µm/px
   (the model's own pixel size: 16.8 M network pixels) and at 0.109 µm/px (MERFISH: resampled
-  to 1.1 k x 1.1 k), each in a fresh process with 2 torch threads; wall time and peak RSS.
+  to 1.1 k x 1.1 k), each in a fresh process with 2 torch threads; wall time and peak RSS
+  above the warmed-up process. A 2048 x 2048 run at 0.4 µm/px beside the 4096² one tells the
+  memory that grows with the image (per pixel, from the difference) from the network's tiles.
 """
 
 from __future__ import annotations
@@ -66,17 +73,17 @@ def centroids_of(lab: np.ndarray) -> np.ndarray:
     return cen[:, ::-1]
 
 
-def real_crop() -> tuple[np.ndarray, float, list]:
-    """The z0 DAPI image, its µm/px and the cell polygons in image pixels."""
+def real_crop(plane: str = "z0") -> tuple[np.ndarray, float, list]:
+    """The DAPI image of focal plane ``plane`` (z0 or z1), its µm/px and that plane's cell polygons in image pixels."""
     import pandas as pd
     import shapely
     from PIL import Image
 
-    img = np.asarray(Image.open(CROP / "images" / "mini_dataset_dapi_z0.jpg"))
+    img = np.asarray(Image.open(CROP / "images" / f"mini_dataset_dapi_{plane}.jpg"))
     ext = json.loads((CROP / "image_extent.json").read_text())
     h, w = img.shape[:2]
     sx, sy = w / (ext["xmax"] - ext["xmin"]), h / (ext["ymax"] - ext["ymin"])
-    df = pd.read_csv(CROP / "cell_boundaries" / "z0_polygons.gz")
+    df = pd.read_csv(CROP / "cell_boundaries" / f"{plane}_polygons.gz")
     polys = []
     for _, g in df.groupby("poly_ID", sort=False):
         xy = np.c_[(g["x"].to_numpy() - ext["xmin"]) * sx, (ext["ymax"] - g["y"].to_numpy()) * sy]
@@ -96,10 +103,10 @@ def squidpy_watershed(img: np.ndarray) -> np.ndarray | None:
     return np.asarray(ic["segmented_watershed"]).squeeze()
 
 
-def bench_real(model, out_png: Path | None, precision: str = "auto") -> dict:
+def bench_real(model, out_png: Path | None, precision: str = "auto", plane: str = "z0") -> dict:
     import topdown as td
 
-    img, px, polys = real_crop()
+    img, px, polys = real_crop(plane)
     grey = img if img.ndim == 2 else img.max(axis=2)
     rows = {}
     t = time.time()
@@ -151,11 +158,9 @@ def _pool(rows: list[dict]) -> dict:
             "mean_iou": float(np.nanmean([x["mean_iou"] for x in rows])), "n_true": tp + fn}
 
 
-def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precision: str = "auto") -> dict:
-    """Pooled scores on simulated frames, over all true nuclei and over those of at least
-    ``min_um2`` (leaving out slivers cut by the frame edge or hidden under other nuclei)."""
+def _sim_frames(model, sim: str | None, limit: int):
+    """The simulated dataset and the frame indices to score: the model's held-out frames, or all of ``sim``."""
     import topdown as td
-    from topdown.seg.nucleus_target import nuclear_signal
 
     m = td.seg.load(model, kind="nuclei")
     data = Path(sim or m.train_config["data"])
@@ -165,7 +170,17 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precisi
         raise SystemExit(f"no simulated frames at '{data}': run `bash benchmarks/train_nuclei.sh` (it simulates "
                          "them), or pass --sim DIR")
     ds = td.sim.SimDataset(data)
-    idx = (list(range(len(ds))) if sim else list(m.train_config["val_frames"]))[:limit]
+    return ds, (list(range(len(ds))) if sim else list(m.train_config["val_frames"]))[:limit]
+
+
+def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precision: str = "auto") -> dict:
+    """Pooled scores on simulated frames, over all true nuclei and over those of at least
+    ``min_um2`` (leaving out slivers cut by the frame edge or hidden under other nuclei)."""
+    import topdown as td
+    from topdown.seg.nucleus_target import nuclear_signal
+
+    m = td.seg.load(model, kind="nuclei")
+    ds, idx = _sim_frames(m, sim, limit)
     rows: dict[str, list] = {}
     for i in idx:
         img, _, ids, rec = ds[i]
@@ -179,7 +194,25 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precisi
     return {"frames": len(idx), "dataset": str(ds.path), "methods": {k: _pool(v) for k, v in rows.items()}}
 
 
-def _speed_child(model: str, pixel_size: float, precision: str = "auto") -> None:
+def bench_ceiling(model, sim: str | None, limit: int) -> dict:
+    """Scores of each design's exact targets of the simulated frames, through its instance step."""
+    import topdown as td
+    from topdown.seg.nuclei_infer import instances
+    from topdown.seg.nucleus_designs import DESIGNS
+    from topdown.seg.nucleus_flow import step_instances
+
+    ds, idx = _sim_frames(model, sim, limit)
+    make = {"distance": instances, "steps": step_instances}
+    rows: dict[str, list] = {}
+    for i in idx:
+        ids = ds[i][2]
+        for name, (classes, target) in DESIGNS.items():
+            probs = np.eye(len(classes) + 1, dtype=np.float32)[target(ids)].transpose(2, 0, 1)
+            rows.setdefault(name, []).append(td.seg.match_instances(ids, make[name](probs, min_area=1)))
+    return {"frames": len(idx), "designs": {k: _pool(v) for k, v in rows.items()}}
+
+
+def _speed_child(model: str, pixel_size: float, precision: str = "auto", size: int = 4096) -> None:
     import torch
     from PIL import Image
 
@@ -188,7 +221,7 @@ def _speed_child(model: str, pixel_size: float, precision: str = "auto") -> None
     torch.set_num_threads(2)
     img = np.asarray(Image.open(CROP / "images" / "mini_dataset_dapi_z0.jpg"))
     grey = img if img.ndim == 2 else img.max(axis=2)
-    big = np.tile(grey, (2, 2))[:4096, :4096]
+    big = np.tile(grey, (2, 2))[:size, :size].copy()
     td.seg.nuclei(big[:256, :256], model, pixel_size_um=pixel_size, device="cpu", precision=precision)  # warm-up
     base = _vm("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (VmHWM) to the current RSS
@@ -211,8 +244,9 @@ def _vm(key: str) -> float:
 
 def bench_speed(model: str, precision: str = "auto") -> list[dict]:
     out = []
-    for px in (0.4, 0.109):
-        cmd = [sys.executable, __file__, "--speed-child", str(px), "--model", model, "--precision", precision]
+    for px, size in ((0.4, 4096), (0.109, 4096), (0.4, 2048)):  # 2048²: memory per pixel from the difference
+        cmd = [sys.executable, __file__, "--speed-child", str(px), "--speed-size", str(size), "--model", model,
+               "--precision", precision]
         res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
         out.append(json.loads(line[-1]) if line else {"pixel_size_um": px, "error": res.stderr[-500:]})
@@ -227,14 +261,16 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-sim", action="store_true")
     ap.add_argument("--skip-real", action="store_true", help="e.g. for an H&E model (the real crop is DAPI)")
+    ap.add_argument("--ceiling", action="store_true", help="also score each design's exact targets (see above)")
     ap.add_argument("--overlay", default=str(REPO / "docs" / "nuclei" / "merfish_overlay.png"))
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                     help="network precision of td.seg.nuclei (auto: bf16 where the CPU has it natively)")
     ap.add_argument("--speed-child", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--speed-size", type=int, default=4096, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.speed_child is not None:
-        _speed_child(args.model, args.speed_child, args.precision)
+        _speed_child(args.model, args.speed_child, args.precision, args.speed_size)
         return
     import torch
 
@@ -243,9 +279,14 @@ def main() -> None:
     if not args.skip_sim:
         result["simulated"] = bench_sim(args.model, args.sim, args.limit, precision=args.precision)
         print(json.dumps(result["simulated"], indent=1), flush=True)
+    if args.ceiling:
+        result["ceiling"] = bench_ceiling(args.model, args.sim, args.limit)
+        print(json.dumps(result["ceiling"], indent=1), flush=True)
     if not args.skip_real:
         result["real"] = bench_real(args.model, Path(args.overlay) if args.overlay else None, args.precision)
         print(json.dumps(result["real"], indent=1), flush=True)
+        result["real_z1"] = bench_real(args.model, None, args.precision, plane="z1")
+        print(json.dumps(result["real_z1"], indent=1), flush=True)
     if not args.skip_speed:
         result["speed"] = bench_speed(args.model, args.precision)
         print(json.dumps(result["speed"], indent=1), flush=True)

@@ -8,6 +8,8 @@
 #   STEPS=6000 THREADS=4 bash benchmarks/train_nuclei.sh dapi
 #   DEVICE=cuda bash benchmarks/train_nuclei.sh   # the network on a GPU (default auto: one if present;
 #                                                # 0.04 s a step on an H200 against 0.155 s on 2 CPU cores)
+#   DESIGN=steps RUNS=runs/nuclei_steps bash benchmarks/train_nuclei.sh dapi
+#                  # the step-field design (topdown.seg.nucleus_flow) instead of edge-distance bins
 #
 # Re-running resumes: the simulations skip finished frames and training continues from its
 # last checkpoint (--resume) to STEPS. Results go to $RUNS; copy nuclei_{dapi,he}
@@ -31,6 +33,7 @@ HE_STEPS=${HE_STEPS:-1000}
 HE_LR=${HE_LR:-2e-3}
 THREADS=${THREADS:-2}
 DEVICE=${DEVICE:-auto}
+DESIGN=${DESIGN:-distance}
 WORKERS=${WORKERS:-2}
 MODELS=("$@")
 if [ ${#MODELS[@]} -eq 0 ]; then MODELS=(dapi he); fi
@@ -41,7 +44,7 @@ train() {  # data out name steps lr start-args...
   local start=("$@")
   if [ -f "$out.state.safetensors" ]; then start=(--resume); fi   # a rerun continues
   topdown train --task nuclei --data "$data" --out "$out" --name "$name" --steps "$steps" --lr "$lr" \
-      --threads "$THREADS" --device "$DEVICE" --seed 0 "${start[@]}"
+      --threads "$THREADS" --device "$DEVICE" --design "$DESIGN" --seed 0 "${start[@]}"
 }
 
 for m in "${MODELS[@]}"; do

@@ -10,7 +10,7 @@ import torch
 import topdown as td
 from topdown.errors import InputError
 from topdown.seg import nuclei_infer
-from topdown.seg.nucleus_target import nucleus_target
+from topdown.seg.nucleus_target import NUCLEUS_CLASSES, nucleus_target
 
 PX = 0.4  # µm per pixel of the synthetic images (the shipped model's)
 
@@ -74,6 +74,35 @@ def test_block_seams_keep_each_nucleus_once(monkeypatch):
     blocks = nuclei_infer._block_instances(probs, min_area=5)
     assert blocks.max() == whole.max() == 12
     assert td.seg.match_instances(ids, blocks)["f1"] == 1.0
+
+
+def test_instances_from_bands_match_the_whole_map(monkeypatch):
+    _, ids = _discs((150, 150), n=12, radius=9, seed=3)
+    probs = np.zeros((4, 150, 150), np.float32)
+    probs[0], probs[3] = ids == 0, ids > 0
+    monkeypatch.setattr(nuclei_infer, "BLOCK", 40)
+    whole = nuclei_infer._block_instances(probs, min_area=5)
+    build = nuclei_infer.BlockInstances((150, 150), nuclei_infer.instances, min_area=5)
+    for r0, r1 in [(0, 7), (7, 61), (61, 62), (62, 150)]:  # uneven bands, as tiles finish
+        build.add(r0, probs[:, r0:r1])
+        assert sum(b.shape[1] for b in build._rows) <= 40 + 2 * 48 + 54  # a block row and its halo, not the map
+    assert (build.finish() == whole).all()
+    with pytest.raises(ValueError, match="in order"):
+        nuclei_infer.BlockInstances((150, 150)).add(10, probs[:, 10:20])
+
+
+def test_predict_hands_every_band_over_once():
+    from topdown.seg.image import open_image
+    from topdown.seg.infer import predict
+
+    model = td.seg.SegModel(["a", "b"], pixel_size_um=1.0, widths=(4, 8))
+    src = open_image(np.random.default_rng(0).integers(0, 255, (100, 70, 3), dtype=np.uint8))
+    _, probs = predict(model, src, 1.0, tile=32, overlap=8)
+    bands = []
+    _, none = predict(model, src, 1.0, tile=32, overlap=8, probabilities=False,
+                      on_band=lambda r0, band: bands.append((r0, band.copy())))
+    assert none is None and [r0 for r0, _ in bands] == sorted({r0 for r0, _ in bands})
+    assert np.array_equal(np.concatenate([b for _, b in bands], axis=1), probs)
 
 
 def test_scores():
@@ -239,7 +268,7 @@ def test_train_nuclei_learns_from_a_tiny_simulation(tmp_path):
     cfg = model.train_config
     assert cfg["precision"] == "fp32" and cfg["steps"] == 4 and len(cfg["val_frames"]) == 1
     back = td.seg.load(tmp_path / "nuc.pt", kind="nuclei")
-    assert tuple(back.classes) == nuclei_infer.NUCLEUS_CLASSES and back.modality == "dapi"
+    assert tuple(back.classes) == NUCLEUS_CLASSES and back.modality == "dapi" and cfg["design"] == "distance"
     with pytest.raises(InputError, match="precision must be one of"):
         td.seg.train_nuclei(data.path, tmp_path / "bad.pt", steps=1, precision="half")
     # a run stopped after 2 of 4 steps then resumed ends where an uninterrupted one does

@@ -36,6 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--task", choices=("regions", "nuclei"), default="regions",
                    help="regions: a region model (default); nuclei: a nucleus instance model trained on the "
                         "frames' exact nucleus masks, for `topdown nuclei`")
+    p.add_argument("--design", choices=("steps", "distance"), default=None,
+                   help="--task nuclei: distance: edge-distance bins + watershed (default, the shipped "
+                        "nuclei_dapi); steps: the step to each nucleus's centre, followed to group pixels")
     p.add_argument("--epochs", type=int, default=20, metavar="E", help="passes over the frames (default 20)")
     p.add_argument("--steps", type=int, default=2000, metavar="N",
                    help="--task nuclei: optimisation steps of --batch-size random crops (default 2000)")
@@ -91,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     kw = {} if widths is None else {"widths": widths}
     if args.task == "nuclei":
         return _run_nuclei(args, kw)
+    if args.design:
+        raise InputError("--design is for nucleus models; add --task nuclei or drop --design.")
     if args.adapt_to:
         kw.update(adapt_to=[existing_path(i, "image (--adapt-to)") for i in args.adapt_to],
                   adapt_pixel_size_um=args.adapt_pixel_size, adapt_method=args.adapt_method, adapt_p=args.adapt_p)
@@ -117,6 +122,8 @@ def _run_nuclei(args: argparse.Namespace, kw: dict) -> int:
     region_only = [flag for flag, given in (("--adapt-to", args.adapt_to), ("--orientation", args.orientation),
                                             ("--no-augment", args.no_augment),
                                             ("--no-class-balance", not args.class_balance)) if given]
+    if args.design:
+        kw["design"] = args.design
     if region_only:
         raise InputError(f"{', '.join(region_only)}: for region models only; drop with --task nuclei.")
     if args.threads:

@@ -186,7 +186,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
             batch_size: int = 1, device: str = "cpu", probabilities: bool = True,
             tissue: np.ndarray | None = None, tissue_step: float = 1.0, tta: bool = False,
             outside_min: float = OUTSIDE_CONFIDENT, precision: str = "fp32",
-            progress_desc: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+            progress_desc: str | None = None, on_band=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Blended tiled prediction at the model's resolution.
 
     ``factor`` is map pixels per image pixel (:class:`~topdown.seg.regionmap.ImageScale`
@@ -198,6 +198,10 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     ``tta`` averages each tile with its mirror image (:func:`class_probabilities`).
     ``precision`` ``"bf16"`` runs the network under bfloat16 autocast (softmax in float32;
     see :func:`~topdown.seg.loop.pick_precision`).
+    ``on_band(r0, band)``, if given, receives the blended probabilities (float16, ``(n_labels,
+    rows, w)``) of each finished band of map rows from ``r0``, top to bottom, as soon as no
+    later tile can change them: with ``probabilities=False`` a caller consumes them in memory
+    bounded by a band of tiles instead of holding the whole map's.
     """
     from .._progress import progress
     from .loop import autocast
@@ -214,6 +218,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     labels = np.zeros((H, W), dtype=ldtype)
     probs = np.zeros((C, H, W), dtype=np.float16) if probabilities else None
     acc = np.zeros((C, th, W), dtype=np.float32)
+    row_band = np.zeros((C, th, W), dtype=np.float16) if on_band is not None else None
     wsum = np.zeros((th, W), dtype=np.float32)
     model.eval()
     bar = progress(total=len(rows) * len(cols), desc=progress_desc or "segment",
@@ -237,6 +242,10 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
                 labels[r0:r0 + done, c0:c1] = lab
                 if probs is not None:
                     probs[:, r0:r0 + done, c0:c1] = band
+                if row_band is not None:
+                    row_band[:, :done, c0:c1] = band
+            if on_band is not None:
+                on_band(r0, row_band[:, :done])
             # shift the band in place: rows still shared with the next tile row move up
             acc[:, :th - done] = acc[:, done:]
             wsum[:th - done] = wsum[done:]

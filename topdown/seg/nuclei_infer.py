@@ -1,13 +1,17 @@
-"""Nucleus instance segmentation: distance-bin U-Net + watershed, tiled, at the model's µm/px.
+"""Nucleus instance segmentation: a U-Net over nucleus classes, tiled, at the model's µm/px.
 
-The model (:mod:`topdown.seg.nucleus_target`) predicts per pixel the probability of
-background and of three normalised edge-distance bins. Their expectation is a soft
-distance map; nuclei are the watershed basins of that map inside the foreground
-(background probability < ``fg_threshold``), seeded by its connected plateaus above
-``seed_level``: touching nuclei meet on low-distance edge pixels, so each keeps its own
-seed. The network runs through the region model's tiled, pixel-size-normalised inference
-(:func:`topdown.seg.infer.predict`); the watershed runs on blocks of the map with a halo
-and keeps the nuclei whose centroid lies in the block's core, so a nucleus cut by a block
+A nucleus model has one of two designs (:data:`topdown.seg.nucleus_designs.DESIGNS`):
+
+* ``steps`` (:mod:`topdown.seg.nucleus_flow`): per pixel, background, the nucleus's centre or
+  the step towards it; following the steps groups the pixels into nuclei (:func:`step_instances`).
+* ``distance`` (:mod:`topdown.seg.nucleus_target`): per pixel, background or one of three
+  normalised edge-distance bins. Their expectation is a soft distance map; nuclei are the
+  watershed basins of that map inside the foreground (background probability <
+  ``fg_threshold``), seeded by its connected plateaus above ``seed_level`` (:func:`instances`).
+
+The network runs through the region model's tiled, pixel-size-normalised inference
+(:func:`topdown.seg.infer.predict`); instances are made on blocks of the map with a halo,
+keeping the nuclei whose centroid lies in the block's core, so a nucleus cut by a block
 seam is found once, whole, by the block that owns its centre.
 """
 
@@ -21,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .nucleus_flow import drop_small_instances, step_instances
 from .nucleus_target import (
     BIN_CENTRES,
-    NUCLEUS_CLASSES,
     intensity_range,
     normalise,
     nuclear_signal,
@@ -168,7 +172,7 @@ def instances(probs: np.ndarray, *, fg_threshold: float = 0.5, seed_level: float
     1
     """
     from scipy import ndimage
-    from skimage.segmentation import relabel_sequential, watershed
+    from skimage.segmentation import watershed
 
     probs = np.asarray(probs, dtype=np.float32)
     dist = np.tensordot(BIN_CENTRES, probs, axes=1)
@@ -176,27 +180,76 @@ def instances(probs: np.ndarray, *, fg_threshold: float = 0.5, seed_level: float
     seeds, _ = ndimage.label((dist > seed_level) & fg)
     seeds = merge_close_seeds(seeds, min_seed_distance)
     lab = watershed(-dist, seeds, mask=fg).astype(np.int32)
-    if lab.max():
-        area = np.bincount(lab.ravel())
-        small = area < min_area
-        small[0] = False
-        lab[small[lab]] = 0
-        lab = relabel_sequential(lab)[0].astype(np.int32)
-    return lab
+    return drop_small_instances(lab, min_area)
 
 
-def _block_instances(probs: np.ndarray, **kw) -> np.ndarray:
-    """:func:`instances` over blocks with a halo: each nucleus from the block owning its centroid."""
-    from scipy import ndimage
+class BlockInstances:
+    """Instances of a probability map built block by block, from bands of map rows that arrive
+    top to bottom (:func:`~topdown.seg.infer.predict`'s ``on_band``): each block of ``BLOCK`` px
+    is made (``make``: :func:`instances` or :func:`step_instances`) with a halo of ``HALO`` px
+    and keeps the nuclei whose centroid it owns, so a nucleus cut by a seam is found once. Only
+    the rows a block row still needs are held, so the probabilities never take the whole map.
 
-    _, H, W = probs.shape
-    out = np.zeros((H, W), np.int32)
-    nxt = 1
-    for r0 in range(0, H, BLOCK):
+    Examples
+    --------
+    >>> p = np.zeros((4, 20, 20), np.float32); p[0] = 1; p[0, 5:15, 5:15] = 0; p[3, 5:15, 5:15] = 1
+    >>> build = BlockInstances((20, 20), instances)
+    >>> build.add(0, p[:, :12]); build.add(12, p[:, 12:])
+    >>> int(build.finish().max())
+    1
+    """
+
+    def __init__(self, shape: tuple[int, int], make=instances, **kw) -> None:
+        self.shape, self.make, self.kw = tuple(shape), make, kw
+        self.labels = np.zeros(self.shape, np.int32)
+        self._next_label, self._next_row = 1, 0
+        self._rows: list[np.ndarray] = []  # bands held, from map row self._held_from
+        self._held_from = 0
+
+    def add(self, r0: int, band: np.ndarray) -> None:
+        """Take the probabilities ``(C, rows, W)`` of map rows ``r0..``, the rows after those given before."""
+        expected = self._held_from + sum(b.shape[1] for b in self._rows)
+        if r0 != expected:
+            raise ValueError(f"bands must arrive in order: expected row {expected}, got {r0}")
+        self._rows.append(np.array(band, copy=True))
+        have = r0 + band.shape[1]
+        H = self.shape[0]
+        while self._next_row < H and have >= min(H, self._next_row + BLOCK + HALO):
+            self._block_row(self._next_row)
+            self._next_row += BLOCK
+            self._drop_below(max(0, self._next_row - HALO))
+
+    def finish(self) -> np.ndarray:
+        """The instance labels (int32, map shape) once every row has been added."""
+        while self._next_row < self.shape[0]:
+            self._block_row(self._next_row)
+            self._next_row += BLOCK
+        self._rows = []
+        return self.labels
+
+    def _held(self) -> np.ndarray:
+        if len(self._rows) > 1:
+            self._rows = [np.concatenate(self._rows, axis=1)]
+        return self._rows[0]
+
+    def _drop_below(self, row: int) -> None:
+        if self._rows and row > self._held_from:
+            held = self._held()
+            self._rows = [held[:, row - self._held_from:]]
+            self._held_from = row
+
+    def _block_row(self, r0: int) -> None:
+        from scipy import ndimage
+
+        H, W = self.shape
+        r1 = min(H, r0 + BLOCK)
+        a0, a1 = max(0, r0 - HALO), min(H, r1 + HALO)
+        held = self._held()
+        rows = held[:, a0 - self._held_from:a1 - self._held_from]
         for c0 in range(0, W, BLOCK):
-            r1, c1 = min(H, r0 + BLOCK), min(W, c0 + BLOCK)
-            a0, b0, a1, b1 = max(0, r0 - HALO), max(0, c0 - HALO), min(H, r1 + HALO), min(W, c1 + HALO)
-            lab = instances(probs[:, a0:a1, b0:b1], **kw)
+            c1 = min(W, c0 + BLOCK)
+            b0, b1 = max(0, c0 - HALO), min(W, c1 + HALO)
+            lab = self.make(rows[:, :, b0:b1].astype(np.float32), **self.kw)
             n = int(lab.max())
             if n == 0:
                 continue
@@ -204,13 +257,20 @@ def _block_instances(probs: np.ndarray, **kw) -> np.ndarray:
             cy, cx = cen[:, 0] + a0, cen[:, 1] + b0
             own = (cy >= r0) & (cy < r1) & (cx >= c0) & (cx < c1)
             new = np.zeros(n + 1, np.int32)
-            new[1:][own] = np.arange(nxt, nxt + int(own.sum()))
-            nxt += int(own.sum())
+            new[1:][own] = np.arange(self._next_label, self._next_label + int(own.sum()))
+            self._next_label += int(own.sum())
             relab = new[lab]
-            view = out[a0:a1, b0:b1]
+            view = self.labels[a0:a1, b0:b1]
             put = (relab > 0) & (view == 0)
             view[put] = relab[put]
-    return out
+
+
+def _block_instances(probs: np.ndarray, make=instances, **kw) -> np.ndarray:
+    """``make`` (:func:`instances` or :func:`step_instances`) over blocks with a halo, the whole
+    map at once (:class:`BlockInstances`)."""
+    build = BlockInstances(probs.shape[1:], make, **kw)
+    build.add(0, probs)
+    return build.finish()
 
 
 def check_modality(grey: np.ndarray, full_scale: float, modality: str) -> None:
@@ -248,12 +308,15 @@ def _load_nucleus_model(model, device: str):
     import torch
 
     from .checkpoint import load
+    from .nucleus_designs import design_of
 
     model = load(model, kind="nuclei", device=device)
-    if tuple(model.classes) != NUCLEUS_CLASSES:
+    try:
+        design = design_of(model.classes)
+    except InputError:
         raise InputError(f"model '{model.name}' is a region model (classes {list(model.classes)[:4]}...), not a "
-                         f"nucleus model; use model='{DEFAULT_MODEL}' or a checkpoint from td.seg.train_nuclei.")
-    return model.to(memory_format=torch.channels_last)  # ~1.8x faster convolutions on CPU
+                         f"nucleus model; use model='{DEFAULT_MODEL}' or a checkpoint from td.seg.train_nuclei.") from None
+    return model.to(memory_format=torch.channels_last), design  # ~1.8x faster convolutions on CPU
 
 
 def _noise_sd(grey: np.ndarray) -> float:
@@ -323,8 +386,11 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
         Largest network tile and the overlap, in model pixels (tiles are evened out to cover
         the image with as few pixels as that many tiles allow: :func:`~topdown.seg.infer.balanced_tile`).
     fg_threshold, seed_level, min_area_um2, min_seed_distance_um
-        Watershed parameters (see :func:`instances`); nuclei under ``min_area_um2`` are
-        dropped; seeds closer than ``min_seed_distance_um`` are merged (0: off).
+        Instance parameters: a pixel is nucleus where its background probability is under
+        ``fg_threshold``; nuclei under ``min_area_um2`` are dropped. For a ``distance``
+        model (the shipped ones) also the watershed's seed level and the distance under which
+        seeds are merged (0: off; see :func:`instances`); a ``steps`` model
+        (:func:`~topdown.seg.nucleus_flow.step_instances`) has no seeds to set and ignores them.
     tta, device
         Mirror test-time augmentation; torch device.
     precision
@@ -353,7 +419,7 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     require_flag("tta", tta)
     device = pick_device(device)
     precision = pick_precision(precision, device)
-    model = _load_nucleus_model(model, device)
+    model, design = _load_nucleus_model(model, device)
     grey, name = _prepare(image, model)
     if pixel_size_um is None:
         raise InputError(f"the pixel size of {name} is unknown and the nucleus model works at "
@@ -364,16 +430,22 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     scale = _image_scale(image, src, model, pixel_size_um, None, None)
     factor = scale.per_pixel("map")
     net_tile = balanced_tile(max(map_shape(src.shape, factor)), tile, overlap, model.net.multiple)
-    _, probs = predict(model, src, factor, tile=net_tile, overlap=overlap, device=device, tta=bool(tta),
-                       precision=precision)
     min_area = max(1, int(round(min_area_um2 / model.pixel_size_um ** 2)))
-    lab_map = _block_instances(probs, fg_threshold=fg_threshold, seed_level=seed_level, min_area=min_area,
+    if design == "steps":
+        build = BlockInstances(map_shape(src.shape, factor), step_instances, fg_threshold=fg_threshold,
+                               min_area=min_area)
+    else:
+        build = BlockInstances(map_shape(src.shape, factor), instances, fg_threshold=fg_threshold,
+                               seed_level=seed_level, min_area=min_area,
                                min_seed_distance=min_seed_distance_um / model.pixel_size_um)
+    predict(model, src, factor, tile=net_tile, overlap=overlap, device=device, tta=bool(tta), precision=precision,
+            probabilities=False, on_band=build.add)
+    lab_map = build.finish()
     table = _table(lab_map, factor, model.pixel_size_um)
     if table.empty:
         warnings.warn(f"no nuclei found in {name}; check the image, its modality and pixel_size_um",
                       UserWarning, stacklevel=2)
-    meta = {"model": model.name, "weights_sha256": model.weights_sha256, "modality": model.modality,
+    meta = {"model": model.name, "design": design, "weights_sha256": model.weights_sha256, "modality": model.modality,
             "model_pixel_size_um": model.pixel_size_um, "image_pixel_size_um": scale.um,
             "params": {"tile": tile, "overlap": overlap, "fg_threshold": fg_threshold, "seed_level": seed_level,
                        "min_area_um2": min_area_um2, "min_seed_distance_um": min_seed_distance_um,

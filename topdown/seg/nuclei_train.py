@@ -1,8 +1,10 @@
 """Train a nucleus instance model on simulated frames (their exact ``nuclei/`` instance masks).
 
-The network is a :class:`~topdown.seg.SegModel` over the classes of
-:data:`topdown.seg.nucleus_target.NUCLEUS_CLASSES` (normalised edge-distance bins), trained
-with cross-entropy + Dice on random crops. DAPI frames are reduced to grey, stretched by
+The network is a :class:`~topdown.seg.SegModel` over the classes of one of two designs
+(:data:`topdown.seg.nucleus_designs.DESIGNS`): ``"distance"``, normalised edge-distance bins
+(:data:`topdown.seg.nucleus_target.NUCLEUS_CLASSES`, instances by seeded watershed), or
+``"steps"``, the step towards each nucleus's centre (:data:`topdown.seg.nucleus_flow.STEP_CLASSES`,
+instances by following the steps). It is trained with cross-entropy + Dice on random crops. DAPI frames are reduced to grey, stretched by
 their own robust intensity range (as inference stretches a whole image), then jittered
 in gain, gamma, offset, focus (Gaussian blur) and noise, so that dim, out-of-focus nuclei
 of real sections look like training data.
@@ -17,28 +19,26 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .nucleus_target import (
-    NUCLEUS_CLASSES,
-    intensity_range,
-    normalise,
-    nuclear_signal,
-    nucleus_target,
-)
+from .nucleus_designs import DESIGNS, design_of
+from .nucleus_flow import turn_steps
+from .nucleus_target import intensity_range, normalise, nuclear_signal
 
 
-def load_frames(path, indices=None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], float, str]:
-    """Normalised grey images ``(N, H, W)`` uint8, class targets ``(N, H, W)`` uint8, instance
-    images, nominal µm/px and modality of a simulated dataset folder."""
+def load_frames(path, indices=None, design: str = "distance"
+                ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], float, str]:
+    """Normalised grey images ``(N, H, W)`` uint8, class targets ``(N, H, W)`` uint8 of ``design``,
+    instance images, nominal µm/px and modality of a simulated dataset folder."""
     from ..sim.dataset import SimDataset
 
     ds = SimDataset(path)
     idx = range(len(ds)) if indices is None else indices
+    make_target = DESIGNS[design][1]
     imgs, targets, ids_all = [], [], []
     for i in idx:
         image, _, ids, _ = ds[int(i)]
         grey = nuclear_signal(image, ds.modality)
         imgs.append(normalise(grey, intensity_range(grey)))
-        targets.append(nucleus_target(ids))
+        targets.append(make_target(ids))
         ids_all.append(ids)
     return np.stack(imgs), np.stack(targets), ids_all, float(ds.pixel_size_um), str(ds.modality)
 
@@ -91,8 +91,9 @@ def jitter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size: int,
-          crop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random augmented batch: crops (with 0.8-1.25x rescaling), flips, quarter turns, jitter."""
+          crop: int, design: str = "distance") -> tuple[torch.Tensor, torch.Tensor]:
+    """A random augmented batch: crops (with 0.8-1.25x rescaling), flips, quarter turns, jitter.
+    Step targets (``design="steps"``) are relabelled to point the same way after the turn."""
     from .resample import resample_array
 
     xs, ys = [], []
@@ -108,6 +109,8 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
         x, y = np.rot90(x, k), np.rot90(y, k)
         if flip:
             x, y = x[:, ::-1], y[:, ::-1]
+        if design == "steps":
+            y = turn_steps(y, k, flip)
         x = x.astype(np.float32) / 255.0
         if rng.random() < 0.6:
             x = chromatin(x, y > 0, rng)
@@ -120,7 +123,8 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
 def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int = 128,
                  widths: tuple[int, ...] = (16, 32, 64, 128), lr: float = 3e-3, seed: int = 0,
                  val_fraction: float = 0.1, save_every: int = 200, name: str = "nuclei_dapi",
-                 init=None, precision: str = "auto", resume: bool = False, device: str = "auto", log=print):
+                 init=None, precision: str = "auto", resume: bool = False, device: str = "auto",
+                 design: str = "distance", log=print):
     """Train a nucleus model on a simulated dataset and save it to ``out``.
 
     Parameters
@@ -150,11 +154,15 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``. The crops are
         made and augmented on the CPU; the network trains on ``device``. The checkpoint is the
         same either way (a run resumes on either device).
+    design
+        ``"distance"`` (edge-distance bins + watershed: the shipped models) or ``"steps"`` (steps
+        to each nucleus's centre, followed to group pixels: :mod:`topdown.seg.nucleus_flow`);
+        see :data:`~topdown.seg.nucleus_designs.DESIGNS`.
 
     Returns
     -------
     SegModel
-        The trained nucleus model (classes :data:`NUCLEUS_CLASSES`).
+        The trained nucleus model (classes of ``design``).
 
     Examples
     --------
@@ -169,6 +177,8 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
 
     if steps < 1 or batch_size < 1:
         raise InputError("steps and batch_size must be positive")
+    if design not in DESIGNS:
+        raise InputError(f"design must be one of {', '.join(DESIGNS)}, got {design!r}")
     if resume and init is not None:
         raise InputError("give resume=True (continue a run) or init= (start a new run from weights), not both.")
     check_output(out)
@@ -179,23 +189,32 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     rng = np.random.default_rng(seed)
     dataset = SimDataset(data)
     tr, va = split(len(dataset), val_fraction, seed)
-    imgs, targets, _, px, modality = load_frames(data, tr)
-    weights = torch.tensor(balanced_class_weights(np.bincount(targets.ravel(), minlength=4)), dtype=torch.float32,
-                           device=device)
+    classes = DESIGNS[design][0]
+    imgs, targets, _, px, modality = load_frames(data, tr, design)
+    counts = np.bincount(targets.ravel(), minlength=len(classes) + 1)
+    weights = torch.tensor(balanced_class_weights(counts), dtype=torch.float32, device=device)
     cfg = {"task": "nuclei", "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
            "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True},
-           "precision": precision, "device": device}
-    model = SegModel(list(NUCLEUS_CLASSES), pixel_size_um=px, modality=modality, widths=tuple(widths),
+           "precision": precision, "device": device, "design": design}
+    model = SegModel(list(classes), pixel_size_um=px, modality=modality, widths=tuple(widths),
                      name=name, seed=seed, train_config=cfg, spec_hash=dataset.info.get("spec_hash"))
     if init is not None:
-        model.load_state_dict(load(init, kind="nuclei").state_dict())
+        start_from = load(init, kind="nuclei")
+        if design_of(start_from.classes) != design:
+            raise InputError(f"init {init} is a '{design_of(start_from.classes)}' nucleus model; "
+                             f"train it further with design='{design_of(start_from.classes)}'.")
+        model.load_state_dict(start_from.state_dict())
         cfg["init"] = str(init)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     start = 0
     if resuming:
-        if "init" in (before := load(out, kind="nuclei").train_config):
-            cfg["init"] = before["init"]  # a resumed warm start still says where it began
+        before = load(out, kind="nuclei")
+        if design_of(before.classes) != design:
+            raise InputError(f"{out} is a '{design_of(before.classes)}' nucleus model; resume it with "
+                             f"design='{design_of(before.classes)}' (CLI: --design {design_of(before.classes)}).")
+        if "init" in before.train_config:
+            cfg["init"] = before.train_config["init"]  # a resumed warm start still says where it began
         info = load_state(out, opt, model)
         start = int(info["step"])
         rng.bit_generator.state = info["rng"]
@@ -205,7 +224,7 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     for step in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr)
-        x, y = batch(imgs, targets, rng, batch_size, crop)
+        x, y = batch(imgs, targets, rng, batch_size, crop, design)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device, precision):
             logits = model(x)
