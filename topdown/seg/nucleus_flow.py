@@ -113,6 +113,13 @@ def step_pointers(probs: np.ndarray, fg: np.ndarray) -> np.ndarray:
     The step of a foreground pixel is the octant of its expected step vector (the step classes'
     probabilities times their unit vectors); a pixel whose centre probability exceeds every single
     step's, or whose step would leave the foreground or the image, stays.
+
+    Examples
+    --------
+    >>> probs = np.zeros((10, 1, 3), np.float32)
+    >>> probs[2, 0, 0] = 1; probs[1, 0, 1] = 1; probs[6, 0, 2] = 1  # east, centre, west
+    >>> step_pointers(probs, np.ones((1, 3), bool)).tolist()
+    [1, 1, 1]
     """
     H, W = fg.shape
     unit = STEPS / np.linalg.norm(STEPS, axis=1, keepdims=True)
