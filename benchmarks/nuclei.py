@@ -197,18 +197,16 @@ def bench_sim(model, sim: str | None, limit: int, min_um2: float = 10.0, precisi
 def bench_ceiling(model, sim: str | None, limit: int) -> dict:
     """Scores of each design's exact targets of the simulated frames, through its instance step."""
     import topdown as td
-    from topdown.seg.nuclei_infer import instances
+    from topdown.seg.nuclei_infer import INSTANCE_STEPS
     from topdown.seg.nucleus_designs import DESIGNS
-    from topdown.seg.nucleus_flow import step_instances
 
     ds, idx = _sim_frames(model, sim, limit)
-    make = {"distance": instances, "steps": step_instances}
     rows: dict[str, list] = {}
     for i in idx:
         ids = ds[i][2]
         for name, (classes, target) in DESIGNS.items():
             probs = np.eye(len(classes) + 1, dtype=np.float32)[target(ids)].transpose(2, 0, 1)
-            rows.setdefault(name, []).append(td.seg.match_instances(ids, make[name](probs, min_area=1)))
+            rows.setdefault(name, []).append(td.seg.match_instances(ids, INSTANCE_STEPS[name](probs, min_area=1)))
     return {"frames": len(idx), "designs": {k: _pool(v) for k, v in rows.items()}}
 
 

@@ -273,6 +273,10 @@ def _block_instances(probs: np.ndarray, make=instances, **kw) -> np.ndarray:
     return build.finish()
 
 
+#: each design's instance step (:data:`~topdown.seg.nucleus_designs.DESIGNS`)
+INSTANCE_STEPS = {"distance": instances, "steps": step_instances}
+
+
 def check_modality(grey: np.ndarray, full_scale: float, modality: str) -> None:
     """Refuse an image of the other modality: fluorescence has a dark ground, brightfield a light one.
 
@@ -431,13 +435,10 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     factor = scale.per_pixel("map")
     net_tile = balanced_tile(max(map_shape(src.shape, factor)), tile, overlap, model.net.multiple)
     min_area = max(1, int(round(min_area_um2 / model.pixel_size_um ** 2)))
-    if design == "steps":
-        build = BlockInstances(map_shape(src.shape, factor), step_instances, fg_threshold=fg_threshold,
-                               min_area=min_area)
-    else:
-        build = BlockInstances(map_shape(src.shape, factor), instances, fg_threshold=fg_threshold,
-                               seed_level=seed_level, min_area=min_area,
-                               min_seed_distance=min_seed_distance_um / model.pixel_size_um)
+    seeds = ({"seed_level": seed_level, "min_seed_distance": min_seed_distance_um / model.pixel_size_um}
+             if design == "distance" else {})
+    build = BlockInstances(map_shape(src.shape, factor), INSTANCE_STEPS[design], fg_threshold=fg_threshold,
+                           min_area=min_area, **seeds)
     predict(model, src, factor, tile=net_tile, overlap=overlap, device=device, tta=bool(tta), precision=precision,
             probabilities=False, on_band=build.add)
     lab_map = build.finish()
