@@ -95,6 +95,31 @@ def test_resume_after_killed_run(tmp_path):
         assert (fresh[i][1] == ds[i][1]).all() and (fresh[i][2] == ds[i][2]).all()
 
 
+def test_workers_end_when_the_parent_is_killed(tmp_path):
+    if not Path(f"/proc/self/task/{os.getpid()}/children").exists():
+        pytest.skip("needs Linux /proc/<pid>/task/<pid>/children to list the pool's workers")
+    out = tmp_path / "ds"
+    code = (f"import topdown as td; td.sim.simulate('olfactory_bulb', n=200, out={str(out)!r}, "
+            f"size={SIZE}, seed=5, workers=2)")
+    env = {**os.environ, "TOPDOWN_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not ((out / MANIFEST).exists() and _manifest_lines(out)):
+            time.sleep(0.05)
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert len(children) >= 2, "the pool's workers should have been running"
+    deadline = time.time() + 30
+    while time.time() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.2)
+    alive = [c for c in children if Path(f"/proc/{c}").exists()
+             and Path(f"/proc/{c}/stat").read_text().split()[2] != "Z"]
+    assert not alive, f"workers {alive} outlived their killed parent"
+
+
 def test_torn_manifest_line_is_ignored_and_repaired(tmp_path):
     out = tmp_path / "ds"
     td.sim.simulate("sciatic_nerve", n=1, out=out, size=SIZE, seed=0)

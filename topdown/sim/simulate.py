@@ -111,8 +111,25 @@ def render_frame(spec, section, index: int, seed: int, *, modality: str, samples
 _WORKER: dict[str, Any] = {}
 
 
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """Watch from a daemon thread; end this worker once its parent is gone.
+
+    A parent killed outright (SIGKILL, SIGTERM) cannot shut its pool down, and a spawned
+    worker would otherwise go on rendering frames that nobody writes.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="topdown-parent-watch", daemon=True).start()
+
+
 def _init_worker(spec_yaml: str, settings: dict[str, Any]) -> None:
     """Pool initializer: parse the spec and load Blender once per worker process."""
+    _exit_with_parent(os.getppid())
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from .render import get_renderer
     from .spec import TissueSpec
