@@ -416,3 +416,31 @@ def test_image_labels_show_the_map_at_image_resolution():
     assert np.array_equal(img[:3, :3], np.zeros((3, 3))) and np.all(img[:3, 3:] == 1) and np.all(img[3:] == 2)
     assert rmap.image_labels((2, 2)).tolist() == [[0, 0], [0, 0]]
     assert np.array_equal(td.seg.RegionMap(labels=labels, classes=("a", "b")).image_labels(), labels)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_for_inference_folds_batchnorm_and_keeps_the_outputs(norm):
+    """The prediction copy gives the model's logits; the model itself is left as it was."""
+    torch.manual_seed(0)
+    model = td.seg.SegModel(["a", "b"], pixel_size_um=4.0, widths=(8, 16, 24), norm=norm)
+    with torch.no_grad():  # trained-looking statistics and affine terms, not the identity of a new layer
+        for layer in model.modules():
+            if isinstance(layer, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+                layer.weight.uniform_(0.5, 2.0)
+                layer.bias.uniform_(-0.5, 0.5)
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.running_mean.uniform_(-1.0, 1.0)
+                layer.running_var.uniform_(0.2, 3.0)
+    model.train()
+    fast = model.for_inference()
+    norms = [type(m).__name__ for m in fast.net.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]
+    assert norms == ([] if norm == "batch" else ["GroupNorm"] * 10)
+    assert model.training and any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == (norm == "batch")
+    assert not any(p.requires_grad for p in fast.parameters())
+    x = torch.from_numpy(_img(40, 56, seed=6)).permute(2, 0, 1)[None]  # H x W x 3 pixels: channels-last
+    with torch.inference_mode():
+        want = model.eval()(x)
+        got = fast(x)
+    assert got.shape == want.shape == (1, 3, 40, 56)
+    scale = float(want.abs().max())
+    assert scale > 0.1 and torch.allclose(got, want, atol=1e-4 * scale)  # float rounding, not a new model

@@ -62,21 +62,32 @@ def test_append_continues_and_refuses_other_spec(tmp_path):
         td.sim.simulate("olfactory_bulb", n=4, out=out, size=SIZE * 2, seed=1)
 
 
-def test_resume_after_killed_run(tmp_path):
-    out = tmp_path / "ds"
-    code = (f"import topdown as td; td.sim.simulate('olfactory_bulb', n=40, out={str(out)!r}, "
-            f"size={SIZE}, seed=5)")
-    env = {**os.environ, "TOPDOWN_NO_PROGRESS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+def _simulate_then_kill(out: Path, n: int, *, frames: int, workers: int = 1, wait_s: float = 120) -> list[int]:
+    """Run ``simulate`` in a subprocess and SIGKILL it once ``frames`` frames are recorded.
+
+    Returns the pids of its child processes just before the kill (empty where Linux's
+    ``/proc/<pid>/task/<pid>/children`` is missing).
+    """
+    code = (f"import topdown as td; td.sim.simulate('olfactory_bulb', n={n}, out={str(out)!r}, "
+            f"size={SIZE}, seed=5, workers={workers})")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "TOPDOWN_NO_PROGRESS": "1"})
+    children: list[int] = []
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if (out / MANIFEST).exists() and len(_manifest_lines(out)) >= 2:
-                break
+        deadline = time.time() + wait_s
+        while time.time() < deadline and not ((out / MANIFEST).exists() and len(_manifest_lines(out)) >= frames):
             time.sleep(0.05)
+        listing = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        if listing.exists():
+            children = [int(pid) for pid in listing.read_text().split()]
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
+    return children
+
+
+def test_resume_after_killed_run(tmp_path):
+    out = tmp_path / "ds"
+    _simulate_then_kill(out, 40, frames=2)
     before = _manifest_lines(out)
     assert 2 <= len(before) < 40, "the run should have been killed part-way"
     # a half-written frame: files of the next frame exist but it has no record
@@ -98,25 +109,18 @@ def test_resume_after_killed_run(tmp_path):
 def test_workers_end_when_the_parent_is_killed(tmp_path):
     if not Path(f"/proc/self/task/{os.getpid()}/children").exists():
         pytest.skip("needs Linux /proc/<pid>/task/<pid>/children to list the pool's workers")
-    out = tmp_path / "ds"
-    code = (f"import topdown as td; td.sim.simulate('olfactory_bulb', n=200, out={str(out)!r}, "
-            f"size={SIZE}, seed=5, workers=2)")
-    env = {**os.environ, "TOPDOWN_NO_PROGRESS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not ((out / MANIFEST).exists() and _manifest_lines(out)):
-            time.sleep(0.05)
-        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    children = _simulate_then_kill(tmp_path / "ds", 200, frames=1, workers=2, wait_s=180)
     assert len(children) >= 2, "the pool's workers should have been running"
+    def running(pid: int) -> bool:  # a zombie waiting for a reaper has stopped running
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
     deadline = time.time() + 30
-    while time.time() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+    while time.time() < deadline and any(running(c) for c in children):
         time.sleep(0.2)
-    alive = [c for c in children if Path(f"/proc/{c}").exists()
-             and Path(f"/proc/{c}/stat").read_text().split()[2] != "Z"]
+    alive = [c for c in children if running(c)]
     assert not alive, f"workers {alive} outlived their killed parent"
 
 

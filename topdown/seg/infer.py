@@ -221,6 +221,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     row_band = np.zeros((C, th, W), dtype=np.float16) if on_band is not None else None
     wsum = np.zeros((th, W), dtype=np.float32)
     model.eval()
+    net = model.for_inference()  # BatchNorm folded, channels-last: the same probabilities, faster
     bar = progress(total=len(rows) * len(cols), desc=progress_desc or "segment",
                    disable=None if progress_desc else True)
     with torch.inference_mode(), autocast(device, precision):
@@ -229,7 +230,7 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
                 cs = cols[b:b + batch_size]
                 batch = np.stack([resample_tile(src, r0, r0 + th, c0, c0 + tw, factor) for c0 in cs])
                 x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
-                p = class_probabilities(model, x, tta).cpu().numpy()
+                p = class_probabilities(net, x, tta).cpu().numpy()
                 for j, c0 in enumerate(cs):
                     acc[:, :, c0:c0 + tw] += p[j] * wgt
                     wsum[:, c0:c0 + tw] += wgt
