@@ -91,18 +91,24 @@ def test_instances_from_bands_match_the_whole_map(monkeypatch):
         nuclei_infer.BlockInstances((150, 150)).add(10, probs[:, 10:20])
 
 
-def test_predict_hands_every_band_over_once():
+def test_predict_hands_every_band_over_once_and_skips_unwanted_maps():
     from topdown.seg.image import open_image
     from topdown.seg.infer import predict
 
     model = td.seg.SegModel(["a", "b"], pixel_size_um=1.0, widths=(4, 8))
     src = open_image(np.random.default_rng(0).integers(0, 255, (100, 70, 3), dtype=np.uint8))
-    _, probs = predict(model, src, 1.0, tile=32, overlap=8)
+    labels, probs = predict(model, src, 1.0, tile=32, overlap=8)
     bands = []
-    _, none = predict(model, src, 1.0, tile=32, overlap=8, probabilities=False,
-                      on_band=lambda r0, band: bands.append((r0, band.copy())))
-    assert none is None and [r0 for r0, _ in bands] == sorted({r0 for r0, _ in bands})
+    no_labels, none = predict(model, src, 1.0, tile=32, overlap=8, probabilities=False, label_map=False,
+                              on_band=lambda r0, band: bands.append((r0, band.copy())))
+    assert none is None and no_labels is None  # only the bands: no label map, no probability map
+    assert [r0 for r0, _ in bands] == sorted({r0 for r0, _ in bands})
     assert np.array_equal(np.concatenate([b for _, b in bands], axis=1), probs)
+    assert labels.shape == (100, 70) and labels.dtype == np.uint8
+    # a tissue thumbnail needs the labels (glass is label 0): they are kept
+    tissue = np.ones((100, 70), bool)
+    kept, _ = predict(model, src, 1.0, tile=32, overlap=8, tissue=tissue, label_map=False)
+    assert kept is not None and kept.shape == (100, 70)
 
 
 def test_scores():

@@ -92,14 +92,19 @@ _FINALISE_COLS = 1024
 
 
 def _finalise(acc: np.ndarray, wsum: np.ndarray, ldtype, tissue: np.ndarray | None, tissue_step: float,
-              r0: int, c0: int, outside_min: float = OUTSIDE_CONFIDENT) -> tuple[np.ndarray, np.ndarray]:
+              r0: int, c0: int, outside_min: float = OUTSIDE_CONFIDENT,
+              label_map: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Labels and blended probabilities of one finished block of the band.
 
     ``acc`` ``(C, h, w)`` weighted probability sums and ``wsum`` ``(h, w)`` weights of map
     rows ``r0..`` and columns ``c0..``; glass in the ``tissue`` thumbnail is forced to 0, and
-    on its tissue ``outside`` needs probability ``outside_min`` (``inf``: never).
+    on its tissue ``outside`` needs probability ``outside_min`` (``inf``: never). Without
+    ``label_map`` the labels are not computed (``None``): a caller that only reads the
+    probabilities, without a ``tissue`` thumbnail, skips an argmax over every class.
     """
     band = acc / wsum[None]
+    if not label_map and tissue is None:
+        return None, band
     lab = band.argmax(axis=0).astype(ldtype)
     if tissue is not None:
         h, w = wsum.shape
@@ -186,7 +191,8 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
             batch_size: int = 1, device: str = "cpu", probabilities: bool = True,
             tissue: np.ndarray | None = None, tissue_step: float = 1.0, tta: bool = False,
             outside_min: float = OUTSIDE_CONFIDENT, precision: str = "fp32",
-            progress_desc: str | None = None, on_band=None) -> tuple[np.ndarray, np.ndarray | None]:
+            progress_desc: str | None = None, on_band=None,
+            label_map: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Blended tiled prediction at the model's resolution.
 
     ``factor`` is map pixels per image pixel (:class:`~topdown.seg.regionmap.ImageScale`
@@ -201,7 +207,9 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     ``on_band(r0, band)``, if given, receives the blended probabilities (float16, ``(n_labels,
     rows, w)``) of each finished band of map rows from ``r0``, top to bottom, as soon as no
     later tile can change them: with ``probabilities=False`` a caller consumes them in memory
-    bounded by a band of tiles instead of holding the whole map's.
+    bounded by a band of tiles instead of holding the whole map's. ``label_map=False`` (only
+    without ``tissue``) returns ``None`` for the labels and skips computing them, for a caller
+    that reads the probabilities alone.
     """
     from .._progress import progress
     from .loop import autocast
@@ -215,7 +223,8 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
     C = model.n_labels
     wgt = _gaussian(th, tw)
     ldtype = np.uint8 if C < 256 else np.uint16
-    labels = np.zeros((H, W), dtype=ldtype)
+    label_map = bool(label_map) or tissue is not None
+    labels = np.zeros((H, W), dtype=ldtype) if label_map else None
     probs = np.zeros((C, H, W), dtype=np.float16) if probabilities else None
     acc = np.zeros((C, th, W), dtype=np.float32)
     row_band = np.zeros((C, th, W), dtype=np.float16) if on_band is not None else None
@@ -232,15 +241,17 @@ def predict(model, src: ImageSource, factor: float, *, tile: int = 512, overlap:
                 x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
                 p = class_probabilities(net, x, tta).cpu().numpy()
                 for j, c0 in enumerate(cs):
-                    acc[:, :, c0:c0 + tw] += p[j] * wgt
+                    p[j] *= wgt  # in place: no tile-sized temporary
+                    acc[:, :, c0:c0 + tw] += p[j]
                     wsum[:, c0:c0 + tw] += wgt
                 bar.update(len(cs))
             done = (rows[k + 1] - r0) if k + 1 < len(rows) else th
             for c0 in range(0, W, _FINALISE_COLS):  # column blocks keep temporaries tile-sized
                 c1 = min(W, c0 + _FINALISE_COLS)
                 lab, band = _finalise(acc[:, :done, c0:c1], wsum[:done, c0:c1], ldtype, tissue, tissue_step,
-                                      r0, c0, outside_min)
-                labels[r0:r0 + done, c0:c1] = lab
+                                      r0, c0, outside_min, label_map)
+                if labels is not None:
+                    labels[r0:r0 + done, c0:c1] = lab
                 if probs is not None:
                     probs[:, r0:r0 + done, c0:c1] = band
                 if row_band is not None:

@@ -440,7 +440,7 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     build = BlockInstances(map_shape(src.shape, factor), INSTANCE_STEPS[design], fg_threshold=fg_threshold,
                            min_area=min_area, **seeds)
     predict(model, src, factor, tile=net_tile, overlap=overlap, device=device, tta=bool(tta), precision=precision,
-            probabilities=False, on_band=build.add)
+            probabilities=False, on_band=build.add, label_map=False)
     lab_map = build.finish()
     table = _table(lab_map, factor, model.pixel_size_um)
     if table.empty:
