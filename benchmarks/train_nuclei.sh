@@ -10,6 +10,8 @@
 #                                                # 0.04 s a step on an H200 against 0.155 s on 2 CPU cores)
 #   DESIGN=steps RUNS=runs/nuclei_steps bash benchmarks/train_nuclei.sh dapi
 #                  # the step-field design (topdown.seg.nucleus_flow) instead of edge-distance bins
+#   WIDTHS=8,16,32,64 RUNS=runs/nuclei_half bash benchmarks/train_nuclei.sh dapi
+#                  # a half-width U-Net (default 16,32,64,128); the later stages keep it (--init)
 #
 # Re-running resumes: the simulations skip finished frames and training continues from its
 # last checkpoint (--resume) to STEPS. Results go to $RUNS; copy nuclei_{dapi,he}
@@ -34,6 +36,7 @@ HE_LR=${HE_LR:-2e-3}
 THREADS=${THREADS:-2}
 DEVICE=${DEVICE:-auto}
 DESIGN=${DESIGN:-distance}
+WIDTHS=${WIDTHS:-}
 WORKERS=${WORKERS:-2}
 MODELS=("$@")
 if [ ${#MODELS[@]} -eq 0 ]; then MODELS=(dapi he); fi
@@ -52,7 +55,8 @@ for m in "${MODELS[@]}"; do
   topdown simulate --preset mouse_brain_coronal --modality "$m" --pixel-size 0.4 --size 256 --n "$n" \
       --seed 0 --workers "$WORKERS" --out "$SIMS/$m"
   if [ "$m" = dapi ]; then
-    train "$SIMS/dapi" "$RUNS/nuclei_dapi_base.safetensors" nuclei_dapi "$STEPS" "$LR" --resume
+    train "$SIMS/dapi" "$RUNS/nuclei_dapi_base.safetensors" nuclei_dapi "$STEPS" "$LR" --resume \
+        ${WIDTHS:+--widths "$WIDTHS"}
     train "$SIMS/dapi" "$RUNS/nuclei_dapi.safetensors" nuclei_dapi "$FINISH_STEPS" "$FINISH_LR" \
         --init "$RUNS/nuclei_dapi_base.safetensors"
     python benchmarks/nuclei.py --model "$RUNS/nuclei_dapi.safetensors" --json "$RUNS/nuclei_dapi.bench.json" \

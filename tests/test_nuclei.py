@@ -293,6 +293,17 @@ def test_train_nuclei_learns_from_a_tiny_simulation(tmp_path):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
     with pytest.raises(InputError, match="not both"):
         td.seg.train_nuclei(data.path, tmp_path / "cut.pt", steps=4, resume=True, init=tmp_path / "nuc.pt", **kw)
+    # a warm start or a resumed run keeps its checkpoint's widths (4, 8 here, not the default);
+    # other widths asked for are refused by name, not by a tensor size mismatch
+    no_widths = {k: v for k, v in kw.items() if k != "widths"}
+    warm = td.seg.train_nuclei(data.path, tmp_path / "warm.pt", steps=2, init=tmp_path / "nuc.pt", **no_widths)
+    assert warm.net.widths == (4, 8) and warm.train_config["init"] == str(tmp_path / "nuc.pt")
+    assert td.seg.load(tmp_path / "warm.pt", kind="nuclei").train_config["init"] == str(tmp_path / "nuc.pt")
+    again = td.seg.train_nuclei(data.path, tmp_path / "cut.pt", steps=6, resume=True, **no_widths)
+    assert again.net.widths == (4, 8) and again.train_config["steps"] == 6
+    with pytest.raises(InputError, match="has U-Net widths 4,8, not 8,16: drop widths"):
+        td.seg.train_nuclei(data.path, tmp_path / "w.pt", steps=1, init=tmp_path / "nuc.pt",
+                            **{**no_widths, "widths": (8, 16)})
     # the command line: topdown train --task nuclei
     from topdown.cli import main
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from ..errors import InputError
 from .nucleus_designs import DESIGNS, design_of
 from .nucleus_flow import turn_steps
 from .nucleus_target import intensity_range, normalise, nuclear_signal
+
+if TYPE_CHECKING:
+    from .model import SegModel
 
 
 def load_frames(path, indices=None, design: str = "distance"
@@ -120,8 +124,24 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
     return x, torch.from_numpy(np.stack(ys).astype(np.int64))
 
 
+#: U-Net widths of a new nucleus model (the shipped ones)
+DEFAULT_WIDTHS = (16, 32, 64, 128)
+
+
+def _run_widths(widths, start: SegModel | None, source) -> tuple[int, ...]:
+    """The U-Net widths of a run: those of the checkpoint it continues or starts from
+    (``start``, read from ``source``), else ``widths`` (default :data:`DEFAULT_WIDTHS`)."""
+    if start is None:
+        return tuple(int(w) for w in (widths or DEFAULT_WIDTHS))
+    have = tuple(int(w) for w in start.net.widths)
+    if widths is not None and tuple(int(w) for w in widths) != have:
+        raise InputError(f"{source} has U-Net widths {','.join(map(str, have))}, not "
+                         f"{','.join(map(str, widths))}: drop widths (CLI: --widths) to keep its own.")
+    return have
+
+
 def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int = 128,
-                 widths: tuple[int, ...] = (16, 32, 64, 128), lr: float = 3e-3, seed: int = 0,
+                 widths: tuple[int, ...] | None = None, lr: float = 3e-3, seed: int = 0,
                  val_fraction: float = 0.1, save_every: int = 200, name: str = "nuclei_dapi",
                  init=None, precision: str = "auto", resume: bool = False, device: str = "auto",
                  design: str = "distance", log=print):
@@ -134,8 +154,9 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     out
         Checkpoint path (safetensors + JSON sidecar), written every ``save_every`` steps.
     steps, batch_size, crop, widths, lr, seed
-        Optimisation: AdamW steps, crops per step, crop side (px), U-Net widths,
-        peak learning rate (warm-up + cosine), random seed.
+        Optimisation: AdamW steps, crops per step, crop side (px), U-Net widths (default
+        :data:`DEFAULT_WIDTHS` for a new model; a run from ``init`` or a resumed one keeps its
+        checkpoint's), peak learning rate (warm-up + cosine), random seed.
     val_fraction
         Frames held out (never trained on); their indices go into ``train_config``.
     save_every, name, log
@@ -190,6 +211,9 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     dataset = SimDataset(data)
     tr, va = split(len(dataset), val_fraction, seed)
     classes = DESIGNS[design][0]
+    start_from = load(init, kind="nuclei") if init is not None else None
+    before = load(out, kind="nuclei") if resuming else None
+    widths = _run_widths(widths, start_from or before, init if init is not None else out)
     imgs, targets, _, px, modality = load_frames(data, tr, design)
     counts = np.bincount(targets.ravel(), minlength=len(classes) + 1)
     weights = torch.tensor(balanced_class_weights(counts), dtype=torch.float32, device=device)
@@ -198,23 +222,21 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
            "precision": precision, "device": device, "design": design}
     model = SegModel(list(classes), pixel_size_um=px, modality=modality, widths=tuple(widths),
                      name=name, seed=seed, train_config=cfg, spec_hash=dataset.info.get("spec_hash"))
-    if init is not None:
-        start_from = load(init, kind="nuclei")
+    if start_from is not None:
         if design_of(start_from.classes) != design:
             raise InputError(f"init {init} is a '{design_of(start_from.classes)}' nucleus model; "
                              f"train it further with design='{design_of(start_from.classes)}'.")
         model.load_state_dict(start_from.state_dict())
-        cfg["init"] = str(init)
+        model.train_config["init"] = str(init)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     start = 0
-    if resuming:
-        before = load(out, kind="nuclei")
+    if before is not None:
         if design_of(before.classes) != design:
             raise InputError(f"{out} is a '{design_of(before.classes)}' nucleus model; resume it with "
                              f"design='{design_of(before.classes)}' (CLI: --design {design_of(before.classes)}).")
         if "init" in before.train_config:
-            cfg["init"] = before.train_config["init"]  # a resumed warm start still says where it began
+            model.train_config["init"] = before.train_config["init"]  # a resumed warm start still says where it began
         info = load_state(out, opt, model)
         start = int(info["step"])
         rng.bit_generator.state = info["rng"]
