@@ -99,11 +99,11 @@ def _finalise(acc: np.ndarray, wsum: np.ndarray, ldtype, tissue: np.ndarray | No
     ``acc`` ``(C, h, w)`` weighted probability sums and ``wsum`` ``(h, w)`` weights of map
     rows ``r0..`` and columns ``c0..``; glass in the ``tissue`` thumbnail is forced to 0, and
     on its tissue ``outside`` needs probability ``outside_min`` (``inf``: never). Without
-    ``label_map`` the labels are not computed (``None``): a caller that only reads the
-    probabilities, without a ``tissue`` thumbnail, skips an argmax over every class.
+    ``label_map`` (never asked for with a ``tissue`` thumbnail: :func:`predict` keeps the
+    labels then) the labels are not computed (``None``), saving an argmax over every class.
     """
     band = acc / wsum[None]
-    if not label_map and tissue is None:
+    if not label_map:
         return None, band
     lab = band.argmax(axis=0).astype(ldtype)
     if tissue is not None:

@@ -125,14 +125,14 @@ def batch(imgs: np.ndarray, targets: np.ndarray, rng: np.random.Generator, size:
 
 
 #: U-Net widths of a new nucleus model (the shipped ones)
-DEFAULT_WIDTHS = (16, 32, 64, 128)
+DEFAULT_NUCLEUS_WIDTHS = (16, 32, 64, 128)
 
 
 def _run_widths(widths, start: SegModel | None, source) -> tuple[int, ...]:
     """The U-Net widths of a run: those of the checkpoint it continues or starts from
-    (``start``, read from ``source``), else ``widths`` (default :data:`DEFAULT_WIDTHS`)."""
+    (``start``, read from ``source``), else ``widths`` (default :data:`DEFAULT_NUCLEUS_WIDTHS`)."""
     if start is None:
-        return tuple(int(w) for w in (widths or DEFAULT_WIDTHS))
+        return tuple(int(w) for w in (widths or DEFAULT_NUCLEUS_WIDTHS))
     have = tuple(int(w) for w in start.net.widths)
     if widths is not None and tuple(int(w) for w in widths) != have:
         raise InputError(f"{source} has U-Net widths {','.join(map(str, have))}, not "
@@ -155,7 +155,7 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
         Checkpoint path (safetensors + JSON sidecar), written every ``save_every`` steps.
     steps, batch_size, crop, widths, lr, seed
         Optimisation: AdamW steps, crops per step, crop side (px), U-Net widths (default
-        :data:`DEFAULT_WIDTHS` for a new model; a run from ``init`` or a resumed one keeps its
+        :data:`DEFAULT_NUCLEUS_WIDTHS` for a new model; a run from ``init`` or a resumed one keeps its
         checkpoint's), peak learning rate (warm-up + cosine), random seed.
     val_fraction
         Frames held out (never trained on); their indices go into ``train_config``.
@@ -213,14 +213,15 @@ def train_nuclei(data, out, *, steps: int = 2000, batch_size: int = 8, crop: int
     classes = DESIGNS[design][0]
     start_from = load(init, kind="nuclei") if init is not None else None
     before = load(out, kind="nuclei") if resuming else None
-    widths = _run_widths(widths, start_from or before, init if init is not None else out)
+    checkpoint, source = (start_from, init) if start_from is not None else (before, out)
+    widths = _run_widths(widths, checkpoint, source)
     imgs, targets, _, px, modality = load_frames(data, tr, design)
     counts = np.bincount(targets.ravel(), minlength=len(classes) + 1)
     weights = torch.tensor(balanced_class_weights(counts), dtype=torch.float32, device=device)
     cfg = {"task": "nuclei", "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
            "data": str(data), "val_frames": [int(i) for i in va], "augment": {"any_orientation": True},
            "precision": precision, "device": device, "design": design}
-    model = SegModel(list(classes), pixel_size_um=px, modality=modality, widths=tuple(widths),
+    model = SegModel(list(classes), pixel_size_um=px, modality=modality, widths=widths,
                      name=name, seed=seed, train_config=cfg, spec_hash=dataset.info.get("spec_hash"))
     if start_from is not None:
         if design_of(start_from.classes) != design:
