@@ -10,8 +10,8 @@
 #                                                # 0.04 s a step on an H200 against 0.155 s on 2 CPU cores)
 #   DESIGN=steps RUNS=runs/nuclei_steps bash benchmarks/train_nuclei.sh dapi
 #                  # the step-field design (topdown.seg.nucleus_flow) instead of edge-distance bins
-#   WIDTHS=8,16,32,64 RUNS=runs/nuclei_half bash benchmarks/train_nuclei.sh dapi
-#                  # a half-width U-Net (default 16,32,64,128); the later stages keep it (--init)
+#   WIDTHS=16,32,64,128 RUNS=runs/nuclei_wide bash benchmarks/train_nuclei.sh dapi
+#                  # a double-width U-Net (default 8,16,32,64); the later stages keep it (--init)
 #
 # Re-running resumes: the simulations skip finished frames and training continues from its
 # last checkpoint (--resume) to STEPS. Results go to $RUNS; copy nuclei_{dapi,he}

@@ -50,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1, dest="val_fraction",
                    help="frames held out for validation (default 0.1)")
     p.add_argument("--widths", default=None, metavar="W,W,...",
-                   help="U-Net channels per level (default 16,32,64,128,192; --task nuclei 16,32,64,128); "
+                   help="U-Net channels per level (default 16,32,64,128,192; --task nuclei 8,16,32,64); "
                         "--init and --resume keep their checkpoint's")
     p.add_argument("--orientation", choices=("free", "upright"), default=None,
                    help="free: sections in any orientation (default); upright: dorsal up within +/-30 deg, "

@@ -1,0 +1,44 @@
+"""benchmarks/nuclei.py: the speed image is real tissue at the pixel size it is read at."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_nuclei", REPO / "benchmarks" / "nuclei.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    if not (module.CROP / "images" / "mini_dataset_dapi_z0.jpg").exists():
+        pytest.skip(f"the real MERFISH crop is not here ({module.CROP})")
+    return module
+
+
+def _crop(bench) -> tuple[np.ndarray, float]:
+    grey, sx, sy, _ = bench._crop_image("z0")
+    return (grey if grey.ndim == 2 else grey.max(axis=2)), float(0.5 * (1 / sx + 1 / sy))
+
+
+def test_speed_image_is_the_crop_at_its_own_pixel_size(bench):
+    grey, stored = _crop(bench)
+    img = bench.speed_image(stored, 2 * grey.shape[1])
+    assert img.shape == (2 * grey.shape[1],) * 2 and img.dtype == np.uint8
+    h, w = grey.shape
+    assert np.array_equal(img[:h, :w], grey)                 # not resampled
+    assert np.array_equal(img[:h, w:2 * w], grey[:, ::-1])   # its right neighbour is mirrored: no seam
+
+
+def test_speed_image_resamples_to_the_pixel_size_read(bench):
+    grey, stored = _crop(bench)
+    tile = round(grey.shape[1] * stored / 0.4)               # the crop's width at 0.4 um/px
+    img = bench.speed_image(0.4, 3 * tile)
+    assert img.shape == (3 * tile, 3 * tile)
+    assert np.abs(img[:, tile - 1].astype(int) - img[:, tile].astype(int)).mean() < 3   # mirrored at the seam
+    assert abs(img[:tile, :tile].mean() - grey.mean()) < 2   # the same tissue, only smaller
