@@ -409,7 +409,11 @@ um_per_px = lib["scalefactors"]["microns_per_pixel"] / lib["scalefactors"]["tiss
 print(adata)
 print(adata.uns["transcripts"])  # how many transcripts fall inside a cell
 print(dapi.shape, f"{um_per_px:.3f} µm/px")'''),
-        ("code", '''rmap = td.seg.segment(dapi, model, pixel_size_um=um_per_px)
+        ("code", '''# orientation=None: segment the crop as it is. By default an upright model first tries the four
+# quarter turns and keeps the one it is most confident of (orientation="auto"); that helps on whole
+# sections, but on a 500 µm crop the most confident turn is a guess (here it turns the crop and
+# calls the band dentate gyrus).
+rmap = td.seg.segment(dapi, model, pixel_size_um=um_per_px, orientation=None)
 print(rmap.labels.shape, "map pixels")
 regions = rmap.to_geodataframe()
 regions[["region", "area_px"]].assign(area_mm2=regions["area_px"] * um_per_px**2 / 1e6)'''),
@@ -462,6 +466,51 @@ assert rmap.tissue_fraction() > 0.9          # so the whole crop is tissue
 assert (tx["region"] != "outside").mean() > 0.9
 assert counts.X.sum() == len(tx) and (counts.obs["n_points"] == tx["region"].value_counts()[counts.obs_names]).all()
 assert set(regions["region"]) <= set(model.classes)'''),
+        ("md", """## Nuclei, counted per region
+
+The image resolves single nuclei (0.11 µm/px), so the shipped nucleus model `nuclei_dapi`
+can find them. Like the region model it learnt from simulated DAPI frames only (0.4 µm/px;
+the image is resampled to it, so the pixel size is required); it predicts the distance to
+each nucleus's edge and separates touching nuclei with a seeded watershed.
+
+How good it is here (`benchmarks/nuclei.py`, scored against Vizgen's cell polygons, which
+the model never saw: a cell counts as found when exactly one nucleus centre lies in it):
+F1 0.63 on this plane (precision 0.61, recall 0.64), against 0.43 for Otsu + watershed and
+0.05 for squidpy's watershed with defaults. Part of the gap is the scoring: many polygons
+hold no nucleus in this focal plane, and many nuclei have no polygon.
+
+![MERFISH DAPI crop, nuclei](figures/merfish_nuclei_overlay.png)
+
+In the zoom (red dots: centres) touching nuclei are cut apart along their contact, and two
+of the model's mistakes show: a dim crescent and a faint patch on the out-of-focus glow,
+each taken for a nucleus.
+
+With a MERSCOPE, Xenium or Visium AnnData, `td.tl.segment_nuclei(adata)` does the same from
+the stored image and, after `td.tl.segment_regions`, stores the counts per region
+(`td.get.nuclei_per_region(adata)`) and, for Visium, `obs['n_nuclei']` per spot."""),
+        ("code", '''nuc = td.seg.nuclei(dapi, "nuclei_dapi", pixel_size_um=um_per_px)
+print(len(nuc), "nuclei; area (µm²) quartiles:", nuc.table["area_um2"].quantile([0.25, 0.5, 0.75]).round(1).tolist())
+nuc.table.head()  # one row per nucleus: label, centroid (image pixels), area'''),
+        ("code", '''# each nucleus gets the region under its centre; nuclei per mm² of each region
+nuc.table["region"] = np.asarray(rmap.names)[rmap.lookup(nuc.table[["x", "y"]].to_numpy())]
+area_mm2 = (regions.set_index("region")["area_px"] * um_per_px**2 / 1e6).rename("area_mm2")
+density = nuc.table.groupby("region").size().rename("n_nuclei").to_frame().join(area_mm2, how="inner")
+density["nuclei_per_mm2"] = (density["n_nuclei"] / density["area_mm2"]).round(0)
+density'''),
+        ("code", '''fig, axes = plt.subplots(1, 2, figsize=(12, 6.6))
+td.pl.nuclei(dapi, nuc, ax=axes[0], title=f"{len(nuc)} nuclei (nuclei_dapi)")
+td.pl.nuclei(dapi, nuc, ax=axes[1], centroids=True, title="zoom: 100 x 100 µm")
+zoom = int(100 / um_per_px)
+axes[1].set_xlim(1500, 1500 + zoom)
+axes[1].set_ylim(1500 + zoom, 1500)
+fig.tight_layout()
+fig.savefig(WORK / "merfish_nuclei_overlay.png", dpi=80)
+plt.show()'''),
+        ("code", '''# sanity checks (run in CI)
+assert 300 < len(nuc) < 1000, len(nuc)                    # Vizgen drew 498 cells in this plane
+assert 20 < nuc.table["area_um2"].median() < 120          # mouse brain nuclei, not fragments or clumps
+assert (nuc.table["region"] != "outside").mean() > 0.9
+assert density["n_nuclei"].sum() == (nuc.table["region"] != "outside").sum()'''),
     ],
 }
 
