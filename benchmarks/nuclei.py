@@ -21,8 +21,9 @@ Run by hand (not a test)::
 * speed: ``td.seg.nuclei`` on a 4096 x 4096 image (mirrored tiles of the real z0 plane resampled
   to the pixel size it is read at, so its nuclei have their real size) at 0.4 µm/px (the model's
   own pixel size: 16.8 M network pixels) and at 0.109 µm/px (MERFISH: resampled to 1.1 k x 1.1 k),
-  each in a fresh process with 2 torch threads; wall time and peak RSS above the warmed-up process. A 2048 x 2048 run at 0.4 µm/px beside the 4096² one tells the
-  memory that grows with the image (per pixel, from the difference) from the network's tiles.
+  each in a fresh process with 2 torch threads; wall time and peak RSS above the warmed-up
+  process. A 2048 x 2048 run at 0.4 µm/px beside the 4096² one tells the memory that grows with
+  the image (per pixel, from the difference) from the network's tiles.
 """
 
 from __future__ import annotations
@@ -85,7 +86,18 @@ def real_crop(plane: str = "z0") -> tuple[np.ndarray, float, list]:
         xy = np.c_[(g["x"].to_numpy() - ext["xmin"]) * sx, (ext["ymax"] - g["y"].to_numpy()) * sy]
         if len(xy) >= 3:
             polys.append(shapely.make_valid(shapely.Polygon(xy)))
-    return img, float(0.5 * (1 / sx + 1 / sy)), polys
+    return img, _um_per_px(sx, sy), polys
+
+
+def crop_grey(plane: str = "z0") -> tuple[np.ndarray, float]:
+    """The plane's DAPI image as one grey channel and its µm/px."""
+    img, sx, sy, _ = _crop_image(plane)
+    return (img if img.ndim == 2 else img.max(axis=2)), _um_per_px(sx, sy)
+
+
+def _um_per_px(sx: float, sy: float) -> float:
+    """µm per pixel from pixels per µm in x and y."""
+    return float(0.5 * (1 / sx + 1 / sy))
 
 
 def _crop_image(plane: str) -> tuple[np.ndarray, float, float, dict]:
@@ -225,9 +237,7 @@ def speed_image(pixel_size: float, size: int) -> np.ndarray:
     """
     from skimage.transform import rescale
 
-    grey, sx, sy, _ = _crop_image("z0")
-    stored_px = float(0.5 * (1 / sx + 1 / sy))
-    grey = grey if grey.ndim == 2 else grey.max(axis=2)
+    grey, stored_px = crop_grey("z0")
     if abs(stored_px / pixel_size - 1) > 1e-3:
         grey = rescale(grey, stored_px / pixel_size, order=1, anti_aliasing=True, preserve_range=True)
     grey = np.clip(grey, 0, 255).astype(np.uint8)

@@ -21,13 +21,8 @@ def bench():
     return module
 
 
-def _crop(bench) -> tuple[np.ndarray, float]:
-    grey, sx, sy, _ = bench._crop_image("z0")
-    return (grey if grey.ndim == 2 else grey.max(axis=2)), float(0.5 * (1 / sx + 1 / sy))
-
-
 def test_speed_image_is_the_crop_at_its_own_pixel_size(bench):
-    grey, stored = _crop(bench)
+    grey, stored = bench.crop_grey("z0")
     img = bench.speed_image(stored, 2 * grey.shape[1])
     assert img.shape == (2 * grey.shape[1],) * 2 and img.dtype == np.uint8
     h, w = grey.shape
@@ -36,7 +31,7 @@ def test_speed_image_is_the_crop_at_its_own_pixel_size(bench):
 
 
 def test_speed_image_resamples_to_the_pixel_size_read(bench):
-    grey, stored = _crop(bench)
+    grey, stored = bench.crop_grey("z0")
     tile = round(grey.shape[1] * stored / 0.4)               # the crop's width at 0.4 um/px
     img = bench.speed_image(0.4, 3 * tile)
     assert img.shape == (3 * tile, 3 * tile)
