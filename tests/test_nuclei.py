@@ -217,6 +217,34 @@ def test_segment_nuclei_counts_spots_and_regions(model):
     assert np.allclose(per["nuclei_per_mm2"], per["n_nuclei"] / per["area_mm2"])
 
 
+def test_segment_nuclei_counts_the_nuclei_of_each_cell_outline(model):
+    """MERSCOPE / Xenium cells with outlines: obs['n_nuclei'] counts the centroids in each outline."""
+    import anndata as ad
+    import shapely
+
+    from topdown.io._generic import boundaries_to_uns
+
+    img, ids = _discs(n=14)
+    boxes = [(0, 0, 96, 96), (96, 0, 192, 96), (0, 96, 96, 192), (96, 96, 192, 192), (150, 150, 160, 160)]
+    adata = ad.AnnData(np.ones((5, 2), np.float32),
+                       obsm={"spatial": np.array([[(a + c) / 2, (b + d) / 2] for a, b, c, d in boxes])})
+    adata.obs_names = [f"cell{i}" for i in range(5)]
+    adata.uns["spatial"] = {"S1": {"images": {"hires": img}, "scalefactors": {
+        "tissue_hires_scalef": 1.0, "microns_per_pixel": PX}}}
+    adata.uns["cell_boundaries"] = boundaries_to_uns([shapely.box(*b) for b in boxes], adata.obs_names, np.eye(3))
+    td.tl.segment_nuclei(adata, model, device="cpu")
+    xy = td.get.nuclei(adata)[["x", "y"]].to_numpy()
+    manual = [int(((xy[:, 0] > a) & (xy[:, 0] < c) & (xy[:, 1] > b) & (xy[:, 1] < d)).sum()) for a, b, c, d in boxes]
+    assert adata.obs["n_nuclei"].tolist() == manual
+    assert sum(manual[:4]) == len(xy)  # the four quadrants tile the image: each nucleus in one of them
+    from scipy import ndimage
+
+    centres = np.asarray(ndimage.center_of_mass(ids > 0, ids, range(1, 15)))[:, ::-1]  # true discs, x y
+    truth = [int(((centres[:, 0] >= a) & (centres[:, 0] < c) & (centres[:, 1] >= b) & (centres[:, 1] < d)).sum())
+             for a, b, c, d in boxes]
+    assert np.abs(np.subtract(manual, truth)).max() <= 1 and sum(truth[:4]) == 14
+
+
 def test_cli_and_plot(model, tmp_path):
     from PIL import Image
 

@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..get import SpatialLayout, StoredRegions, library_column, load_store
 from ..seg.regionmap import OUTSIDE, RegionMap
 from . import _overlap
+from ._cells import cell_polygons
 
 Mode = Literal["auto", "disk", "centroid", "polygon"]
 
@@ -42,24 +43,6 @@ def _as_stores(adata, regions, regions_key: str) -> dict[str, StoredRegions]:
         return {"*": StoredRegions.from_geodataframe(regions)}
     raise InputError(f"regions must be None, a uns key, a RegionMap, a GeoDataFrame or a dict "
                      f"library_id -> one of those; got {type(regions).__name__}.")
-
-
-def _cell_polygons(adata, idx: np.ndarray):
-    """Cell boundary polygons (full-res px) for observations ``idx``, or None."""
-    import shapely
-
-    cb = adata.uns.get("cell_boundaries")
-    if not isinstance(cb, dict) or "coords" not in cb:
-        return None
-    names = pd.Index(np.asarray(cb["obs_names"]).astype(str))
-    pos = names.get_indexer(adata.obs_names[idx])
-    if (pos < 0).any():
-        return None
-    offsets = np.asarray(cb["offsets"], dtype=np.int64)
-    coords = np.asarray(cb["coords"], dtype=np.float64)
-    polys = shapely.polygons(shapely.linearrings(coords, indices=np.repeat(
-        np.arange(len(offsets) - 1), np.diff(offsets))))
-    return shapely.make_valid(polys[pos])
 
 
 def _assign_one(xy: np.ndarray, store: StoredRegions, mode: str, radius: float | None,
@@ -331,7 +314,7 @@ def _library_mode(adata, layout: SpatialLayout, lib: str, idx, mode: str) -> tup
     cells = None
     radius = None
     if mode in ("auto", "polygon"):
-        cells = _cell_polygons(adata, idx)
+        cells = cell_polygons(adata, idx)
         if mode == "polygon" and cells is None:
             raise InputError("mode='polygon' needs cell boundaries in adata.uns['cell_boundaries'] "
                              "(read with td.io.read_merscope or read_cells(boundaries=...)).")

@@ -10,6 +10,7 @@ import pandas as pd
 from .._version import __version__
 from ..errors import InputError
 from ..get import SpatialLayout, library_column
+from ._cells import cell_polygons
 
 
 def _nuclei_fn():
@@ -52,6 +53,22 @@ def _spot_counts(layout: SpatialLayout, lib: str, xy: np.ndarray, mine: np.ndarr
     spots = layout.xy[mine]
     hits = tree.query_ball_point(spots, r=float(sf["spot_diameter_fullres"]) / 2.0, return_length=True)
     counts[np.flatnonzero(mine)] = np.asarray(hits, dtype=np.int64)
+    return counts
+
+
+def _cell_counts(adata, xy: np.ndarray, mine: np.ndarray) -> np.ndarray | None:
+    """Nuclei centroids (full-res ``xy``) inside each cell's outline (``uns['cell_boundaries']``),
+    or ``None`` when the cells have no outlines."""
+    import shapely
+
+    idx = np.flatnonzero(mine)
+    cells = cell_polygons(adata, idx)
+    if cells is None:
+        return None
+    counts = np.zeros(adata.n_obs, dtype=np.int64)
+    if len(xy):
+        _, cell = shapely.STRtree(cells).query(shapely.points(xy), predicate="within")
+        counts[idx] = np.bincount(cell, minlength=len(idx))
     return counts
 
 
@@ -117,14 +134,18 @@ def segment_nuclei(adata, model: str = "nuclei_dapi", library_id: str | None = N
 
     Returns
     -------
-    ``None`` (or the copy). Sets ``uns[key_added]`` and, for spots with a diameter (Visium),
-    ``obs['n_nuclei']``: the nuclei whose centroid lies in the spot's 55 µm disk.
+    ``None`` (or the copy). Sets ``uns[key_added]`` and ``obs['n_nuclei']``: for spots with a
+    diameter (Visium), the nuclei whose centroid lies in the spot's 55 µm disk; for cells with
+    outlines (``uns['cell_boundaries']``: MERSCOPE, Xenium, Visium HD), the nuclei whose centroid
+    lies in the cell, so that cells with none or several stand out (the platform's segmentation
+    checked against the nuclei).
 
     Examples
     --------
     >>> import topdown as td
     >>> td.tl.segment_nuclei(adata)  # doctest: +SKIP
     >>> adata.obs["n_nuclei"].describe()  # doctest: +SKIP
+    >>> adata.obs["n_nuclei"].clip(upper=2).value_counts()  # cells: none, one, two or more  # doctest: +SKIP
     """
     layout = SpatialLayout(adata)
     libs = layout.resolve(library_id)
@@ -144,9 +165,12 @@ def segment_nuclei(adata, model: str = "nuclei_dapi", library_id: str | None = N
         entry, per_region = _library_entry(adata, layout, lib, res, fullres, img_um, key, regions_key, model)
         store["libraries"][lib] = entry
         tables.append(per_region)
+        mine = np.ones(adata.n_obs, bool) if owner is None else owner == lib
         if "spot_diameter_fullres" in layout.scalefactors(lib) and "spatial" in adata.obsm:
-            mine = np.ones(adata.n_obs, bool) if owner is None else owner == lib
             c = _spot_counts(layout, lib, entry["centroids"], mine)
+        else:
+            c = _cell_counts(adata, entry["centroids"], mine)
+        if c is not None:
             counts = c if counts is None else counts + c
     nonempty = [t for t in tables if len(t)]
     if nonempty:
