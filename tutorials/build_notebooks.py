@@ -409,10 +409,11 @@ um_per_px = lib["scalefactors"]["microns_per_pixel"] / lib["scalefactors"]["tiss
 print(adata)
 print(adata.uns["transcripts"])  # how many transcripts fall inside a cell
 print(dapi.shape, f"{um_per_px:.3f} µm/px")'''),
-        ("code", '''# orientation=None: segment the crop as it is. By default an upright model first tries the four
-# quarter turns and keeps the one it is most confident of (orientation="auto"); that helps on whole
-# sections, but on a 500 µm crop the most confident turn is a guess (here it turns the crop and
-# calls the band dentate gyrus).
+        ("code", '''# orientation=None: segment the crop as it is (the reading discussed above). By default an upright
+# model first tries the four quarter turns and keeps the one it is most confident of
+# (orientation="auto"); here that turns the crop and calls the band dentate gyrus. On 500 µm crops
+# of simulated sections, whose truth is known, neither is reliable: 42 % of pixels right as they
+# are, 48 % with the search (36 crops).
 rmap = td.seg.segment(dapi, model, pixel_size_um=um_per_px, orientation=None)
 print(rmap.labels.shape, "map pixels")
 regions = rmap.to_geodataframe()
