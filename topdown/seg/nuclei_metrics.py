@@ -59,6 +59,26 @@ def match_instances(true: np.ndarray, pred: np.ndarray, iou: float = 0.5, *,
             "mean_iou": float(best.mean()) if n_true else float("nan")}
 
 
+def centroids_per_polygon(centroids: np.ndarray, polygons) -> np.ndarray:
+    """How many of the ``(n, 2)`` ``x, y`` centroids lie within each polygon (int64, one per polygon).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> cells = [shapely.box(0, 0, 2, 2), shapely.box(3, 0, 5, 2)]
+    >>> centroids_per_polygon(np.array([[1.0, 1.0], [1.5, 0.5], [9.0, 9.0]]), cells).tolist()
+    [2, 0]
+    """
+    import shapely
+
+    xy = np.asarray(centroids, dtype=float).reshape(-1, 2)
+    polys = np.asarray(list(polygons), dtype=object)
+    if not len(xy):
+        return np.zeros(len(polys), dtype=np.int64)
+    _, cell = shapely.STRtree(polys).query(shapely.points(xy), predicate="within")
+    return np.bincount(cell, minlength=len(polys)).astype(np.int64)
+
+
 def centroid_scores(centroids: np.ndarray, polygons) -> dict[str, float]:
     """Score detections against cell outlines: a cell is found when exactly one centroid lies in it.
 
@@ -82,13 +102,9 @@ def centroid_scores(centroids: np.ndarray, polygons) -> dict[str, float]:
     >>> s["found"], s["precision"], s["recall"]
     (1, 0.5, 0.5)
     """
-    import shapely
-
     xy = np.asarray(centroids, dtype=float).reshape(-1, 2)
     polys = np.asarray(list(polygons), dtype=object)
-    tree = shapely.STRtree(polys)
-    _, cell = tree.query(shapely.points(xy), predicate="within") if len(xy) else (None, np.array([], int))
-    per_cell = np.bincount(cell, minlength=len(polys))
+    per_cell = centroids_per_polygon(xy, polys)
     found = int((per_cell == 1).sum())
     prec = found / len(xy) if len(xy) else 0.0
     rec = found / len(polys) if len(polys) else 0.0

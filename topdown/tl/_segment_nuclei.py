@@ -59,16 +59,14 @@ def _spot_counts(layout: SpatialLayout, lib: str, xy: np.ndarray, mine: np.ndarr
 def _cell_counts(adata, xy: np.ndarray, mine: np.ndarray) -> np.ndarray | None:
     """Nuclei centroids (full-res ``xy``) inside each cell's outline (``uns['cell_boundaries']``),
     or ``None`` when the cells have no outlines."""
-    import shapely
+    from ..seg.nuclei_metrics import centroids_per_polygon
 
     idx = np.flatnonzero(mine)
     cells = cell_polygons(adata, idx)
     if cells is None:
         return None
     counts = np.zeros(adata.n_obs, dtype=np.int64)
-    if len(xy):
-        _, cell = shapely.STRtree(cells).query(shapely.points(xy), predicate="within")
-        counts[idx] = np.bincount(cell, minlength=len(idx))
+    counts[idx] = centroids_per_polygon(xy, cells)
     return counts
 
 
