@@ -16,6 +16,18 @@ BPY_VERSION = version("bpy")
 SHARED_DATA = Path(os.environ.get("TOPDOWN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (not a package) as module ``name``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def _shared(sub: str) -> Path:
     path = SHARED_DATA / sub
     if not path.exists():

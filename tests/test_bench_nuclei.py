@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_nuclei", REPO / "benchmarks" / "nuclei.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("nuclei")
     if not (module.CROP / "images" / "mini_dataset_dapi_z0.jpg").exists():
         pytest.skip(f"the real MERFISH crop is not here ({module.CROP})")
     return module

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("real_regions", REPO / "benchmarks" / "real_regions.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module              # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("real_regions")
 
 
 def _two_tone_image() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
