@@ -177,6 +177,21 @@ def test_polygon_mode_with_cell_boundaries():
     np.testing.assert_allclose(fr[2], [0, 0, 0, 1], atol=1e-9)
 
 
+def test_cells_without_outlines_are_named():
+    """Outlines for some cells only: auto mode warns and uses centroids; polygon mode refuses."""
+    from topdown.io._generic import boundaries_to_uns
+
+    a = make_adata([[80, 100], [40, 40], [5, 5]], technology="merscope")
+    a.uns["cell_boundaries"] = boundaries_to_uns([shapely.box(70, 90, 90, 110)], a.obs_names[:1], np.eye(3))
+    missing = f"2 of 3 cells have no outline .*\\({a.obs_names[1]}, {a.obs_names[2]}\\)"
+    with pytest.warns(UserWarning, match=missing + ", so all its cells are assigned in mode 'centroid'"):
+        td.tl.assign_regions(a, check_alignment="ignore")
+    assert a.uns["region_assignment"]["mode"]["lib1"] == "centroid"
+    assert a.obs["region"].tolist() == ["B", "A", "outside"]
+    with pytest.raises(InputError, match=missing + "; add their outlines, or pass mode='centroid'"):
+        td.tl.assign_regions(a, mode="polygon", check_alignment="ignore")
+
+
 def test_several_libraries_with_library_key():
     a1 = make_adata([[60, 100], [0, 0]], library_id="L1")
     a2 = make_adata([[120, 60], [140, 140]], library_id="L2")

@@ -243,6 +243,13 @@ def test_segment_nuclei_counts_the_nuclei_of_each_cell_outline(model):
     truth = [int(((centres[:, 0] >= a) & (centres[:, 0] < c) & (centres[:, 1] >= b) & (centres[:, 1] < d)).sum())
              for a, b, c, d in boxes]
     assert np.abs(np.subtract(manual, truth)).max() <= 1 and sum(truth[:4]) == 14
+    # a cell the outlines lack: <NA> for it, with a warning naming it; the others keep their counts
+    adata.uns["cell_boundaries"] = boundaries_to_uns([shapely.box(*b) for b in boxes[:4]],
+                                                     adata.obs_names[:4], np.eye(3))
+    with pytest.warns(UserWarning, match=r"1 of 5 cells have no outline .*\(cell4\)"):
+        td.tl.segment_nuclei(adata, model, device="cpu")
+    assert str(adata.obs["n_nuclei"].dtype) == "Int64" and adata.obs["n_nuclei"].isna().tolist() == [False] * 4 + [True]
+    assert adata.obs["n_nuclei"].iloc[:4].tolist() == manual[:4]
 
 
 def test_cli_and_plot(model, tmp_path):

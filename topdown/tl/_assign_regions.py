@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..get import SpatialLayout, StoredRegions, library_column, load_store
 from ..seg.regionmap import OUTSIDE, RegionMap
 from . import _overlap
-from ._cells import cell_polygons
+from ._cells import cell_polygons, missing_outlines
 
 Mode = Literal["auto", "disk", "centroid", "polygon"]
 
@@ -212,7 +212,8 @@ def assign_regions(adata, regions=None, key_added: str = "region", *,
         AnnData). Without it, all observations belong to ``library_id`` (or the only one).
     mode
         ``"disk"`` (Visium spots), ``"centroid"``, ``"polygon"`` (cell boundaries) or
-        ``"auto"`` (polygon if boundaries exist, disk for Visium, centroid otherwise).
+        ``"auto"`` (polygon if every cell has an outline, disk for Visium, centroid otherwise;
+        it warns when only some cells have outlines, and ``"polygon"`` then raises).
     min_tissue_fraction
         A disk/cell whose tissue share is below this is ``'outside'``; otherwise it gets the
         region with the largest share (ties: the earlier class).
@@ -311,16 +312,25 @@ def _library_groups(adata, layout: SpatialLayout, stores: dict[str, StoredRegion
 def _library_mode(adata, layout: SpatialLayout, lib: str, idx, mode: str) -> tuple[str, Any, float | None]:
     """The mode one library is assigned with, its cell polygons (or None) and spot radius."""
     sp = layout.libraries
-    cells = None
+    cells = gap = None
     radius = None
     if mode in ("auto", "polygon"):
         cells = cell_polygons(adata, idx)
         if mode == "polygon" and cells is None:
             raise InputError("mode='polygon' needs cell boundaries in adata.uns['cell_boundaries'] "
                              "(read with td.io.read_merscope or read_cells(boundaries=...)).")
+        if cells is not None:
+            gap = missing_outlines(adata, idx, cells)
+        if gap is not None and mode == "polygon":
+            raise InputError(f"library '{lib}': {gap}; add their outlines, or pass mode='centroid'.")
+        cells = None if gap is not None else cells
     if mode == "auto":
         tech = layout.technology(lib) if lib in sp else "cells"
         mode = "polygon" if cells is not None else ("disk" if tech.startswith("visium") else "centroid")
+        if gap is not None:
+            warnings.warn(f"library '{lib}': {gap}, so all its cells are assigned in mode '{mode}', "
+                          "not by their outlines; add the missing outlines to assign by polygon.",
+                          UserWarning, stacklevel=3)
     if mode == "disk":
         if lib not in sp:
             raise InputError(f"library '{lib}' is not in adata.uns['spatial'], so the spot diameter "

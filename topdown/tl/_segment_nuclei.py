@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pandas as pd
 from .._version import __version__
 from ..errors import InputError
 from ..get import SpatialLayout, library_column
-from ._cells import cell_polygons
+from ._cells import cell_polygons, missing_outlines
 
 
 def _nuclei_fn():
@@ -56,9 +57,13 @@ def _spot_counts(layout: SpatialLayout, lib: str, xy: np.ndarray, mine: np.ndarr
     return counts
 
 
-def _cell_counts(adata, xy: np.ndarray, mine: np.ndarray) -> np.ndarray | None:
+def _cell_counts(adata, xy: np.ndarray, mine: np.ndarray, lib: str):
     """Nuclei centroids (full-res ``xy``) inside each cell's outline (``uns['cell_boundaries']``),
-    or ``None`` when the cells have no outlines."""
+    or ``None`` when the cells have no outlines.
+
+    Cells of ``mine`` without an outline get ``<NA>`` (a nullable ``Int64`` array), with a warning
+    naming them; otherwise the counts are plain int64.
+    """
     from ..seg.nuclei_metrics import centroids_per_polygon
 
     idx = np.flatnonzero(mine)
@@ -66,8 +71,16 @@ def _cell_counts(adata, xy: np.ndarray, mine: np.ndarray) -> np.ndarray | None:
     if cells is None:
         return None
     counts = np.zeros(adata.n_obs, dtype=np.int64)
-    counts[idx] = centroids_per_polygon(xy, cells)
-    return counts
+    have = np.asarray([c is not None for c in cells], dtype=bool)
+    counts[idx[have]] = centroids_per_polygon(xy, cells[have])
+    gap = missing_outlines(adata, idx, cells)
+    if gap is None:
+        return counts
+    warnings.warn(f"library '{lib}': {gap}; their obs['n_nuclei'] is <NA> (the others are counted).",
+                  UserWarning, stacklevel=3)
+    out = pd.array(counts, dtype="Int64")
+    out[idx[~have]] = pd.NA
+    return out
 
 
 def _library_entry(adata, layout: SpatialLayout, lib: str, res, fullres, img_um: float, key: str,
@@ -136,7 +149,8 @@ def segment_nuclei(adata, model: str = "nuclei_dapi", library_id: str | None = N
     diameter (Visium), the nuclei whose centroid lies in the spot's 55 µm disk; for cells with
     outlines (``uns['cell_boundaries']``: MERSCOPE, Xenium, Visium HD), the nuclei whose centroid
     lies in the cell, so that cells with none or several stand out (the platform's segmentation
-    checked against the nuclei).
+    checked against the nuclei). Cells missing from ``uns['cell_boundaries']`` get ``<NA>``
+    (a warning names them).
 
     Examples
     --------
@@ -167,7 +181,7 @@ def segment_nuclei(adata, model: str = "nuclei_dapi", library_id: str | None = N
         if "spot_diameter_fullres" in layout.scalefactors(lib) and "spatial" in adata.obsm:
             c = _spot_counts(layout, lib, entry["centroids"], mine)
         else:
-            c = _cell_counts(adata, entry["centroids"], mine)
+            c = _cell_counts(adata, entry["centroids"], mine, lib)
         if c is not None:
             counts = c if counts is None else counts + c
     nonempty = [t for t in tables if len(t)]
