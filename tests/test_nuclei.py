@@ -155,6 +155,8 @@ def test_bad_inputs_are_refused(model):
         td.seg.nuclei(img, model)
     with pytest.raises(InputError, match="precision must be one of"):
         td.seg.nuclei(img, model, pixel_size_um=PX, precision="fp16")
+    with pytest.raises(InputError, match="progress must be True or False"):
+        td.seg.nuclei(img, model, pixel_size_um=PX, progress=1)
     he = np.full((96, 96, 3), (235, 200, 225), np.uint8)  # pink ground ...
     he[30:50, 30:50] = (90, 60, 160)  # ... and a purple nucleus: an H&E image
     with pytest.raises(InputError, match="brightfield"):
@@ -252,16 +254,18 @@ def test_segment_nuclei_counts_the_nuclei_of_each_cell_outline(model):
     assert adata.obs["n_nuclei"].iloc[:4].tolist() == manual[:4]
 
 
-def test_cli_and_plot(model, tmp_path):
+def test_cli_and_plot(model, tmp_path, capsys, monkeypatch):
     from PIL import Image
 
     from topdown.cli import main
 
+    monkeypatch.delenv("TOPDOWN_NO_PROGRESS", raising=False)
     img, _ = _discs((128, 128), n=6)
     Image.fromarray(img).save(tmp_path / "dapi.png")
     rc = main(["nuclei", str(tmp_path / "dapi.png"), "--pixel-size", str(PX), "--out", str(tmp_path / "n.csv"),
                "--geojson", str(tmp_path / "n.geojson"), "--overlay", str(tmp_path / "o.png"), "--device", "cpu"])
     assert rc == 0 and len(pd.read_csv(tmp_path / "n.csv")) >= 5
+    assert "nuclei: 100%" in capsys.readouterr().err  # the command line shows a progress bar over tiles
     assert (tmp_path / "o.png").stat().st_size > 1000 and (tmp_path / "n.geojson").is_file()
     assert main(["nuclei", str(tmp_path / "dapi.png"), "--out", str(tmp_path / "m.csv")]) == 2  # no pixel size
 

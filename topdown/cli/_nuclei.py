@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                          inputs=(image, *files_of(args.model)))
     arr = read_image(image)
     res = nuclei(arr, args.model, pixel_size_um=args.pixel_size, tile=args.tile, device=args.device,
-                 precision=args.precision)
+                 precision=args.precision, progress=True)
     with atomic_path(paths["--out"]) as tmp:
         res.table.to_csv(tmp, index=False)
     if paths["--geojson"] is not None:

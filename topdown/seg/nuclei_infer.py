@@ -373,7 +373,7 @@ def _to_image(lab_map: np.ndarray, shape: tuple[int, int], factor: float) -> np.
 def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None, *, tile: int = 1024,
            overlap: int = 32, fg_threshold: float = 0.5, seed_level: float = 0.5, min_area_um2: float = 6.0,
            min_seed_distance_um: float = 0.0, tta: bool = False, device: str = "auto",
-           precision: str = "auto") -> Nuclei:
+           precision: str = "auto", progress: bool = False) -> Nuclei:
     """Find nuclei (instances) in a DAPI (or, with an H&E nucleus model, H&E) image.
 
     Parameters
@@ -400,6 +400,9 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     precision
         ``"auto"`` (bfloat16 autocast where the device computes it natively: about 3x faster
         on CPUs with AVX512-BF16 or AMX; else float32), ``"fp32"`` or ``"bf16"``.
+    progress
+        Show a progress bar over tiles (a 4096² image at 0.4 µm/px takes ~10 s on 2 cores,
+        8192² about 3 min).
 
     Returns
     -------
@@ -421,6 +424,7 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     from .resample import map_shape
 
     require_flag("tta", tta)
+    require_flag("progress", progress)
     device = pick_device(device)
     precision = pick_precision(precision, device)
     model, design = _load_nucleus_model(model, device)
@@ -440,7 +444,8 @@ def nuclei(image, model=DEFAULT_MODEL, pixel_size_um: float | str | None = None,
     build = BlockInstances(map_shape(src.shape, factor), INSTANCE_STEPS[design], fg_threshold=fg_threshold,
                            min_area=min_area, **seeds)
     predict(model, src, factor, tile=net_tile, overlap=overlap, device=device, tta=bool(tta), precision=precision,
-            probabilities=False, on_band=build.add, label_map=False)
+            probabilities=False, on_band=build.add, label_map=False,
+            progress_desc="nuclei" if progress else None)
     lab_map = build.finish()
     table = _table(lab_map, factor, model.pixel_size_um)
     if table.empty:

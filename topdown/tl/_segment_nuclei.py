@@ -141,7 +141,7 @@ def segment_nuclei(adata, model: str = "nuclei_dapi", library_id: str | None = N
     copy
         Return a modified copy instead of changing ``adata`` in place.
     **nuclei_kwargs
-        Passed to :func:`topdown.seg.nuclei` (``tile=``, ``seed_level=``, ...).
+        Passed to :func:`topdown.seg.nuclei` (``tile=``, ``seed_level=``, ``progress=True``, ...).
 
     Returns
     -------
