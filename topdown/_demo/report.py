@@ -94,26 +94,12 @@ def nuclei_frames(result: DemoResult, path) -> None:
 
 def nuclei_density(result: DemoResult, path) -> None:
     """Nuclei per mm² of each sample, per counted region: found (dots) and true (crosses)."""
+    from ..pl import nuclei_density as plot_density
+
     counts = result.nuclei_counts
     regions = [r for r in result.config.nuclei_regions if r in set(counts["region"])]
-    fig, axes = plt.subplots(1, len(regions), figsize=(3.4 * len(regions), 3.6), squeeze=False, layout="constrained")
-    d = result.nuclei_density
-    tested = {} if d is None else dict(zip(d["region"], zip(d["density_ratio"], d["padj"], strict=True), strict=True))
-    for ax, region in zip(axes[0], regions, strict=True):
-        part = counts[counts["region"] == region]
-        for x, (_, grp) in enumerate(part.groupby("condition", sort=True)):
-            jitter = np.linspace(-0.12, 0.12, len(grp))
-            ax.scatter(x + jitter, grp["n_nuclei"] / grp["area_mm2"], color="C0", label="found" if x == 0 else None)
-            ax.scatter(x + jitter, grp["n_true"] / grp["area_mm2"], color="C3", marker="x",
-                       label="true" if x == 0 else None)
-        ax.set_xticks(range(part["condition"].nunique()), sorted(part["condition"].unique()))
-        ax.set_xlim(-0.5, part["condition"].nunique() - 0.5)
-        ax.set_ylim(bottom=0)
-        ax.set_title(region if region not in tested else
-                     f"{region}\nratio {tested[region][0]:.2f}, padj {tested[region][1]:.3f}")
-        ax.set_ylabel("nuclei per mm²")
-    axes[0][0].legend(frameon=False)
-    _save(fig, path)
+    plot_density(counts, result.nuclei_density, regions=regions, truth_key="n_true", save=path, show=False, dpi=130)
+    plt.close("all")
 
 
 def write_report(result: DemoResult, combined) -> None:

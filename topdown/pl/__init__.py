@@ -1,4 +1,4 @@
-"""Plotting: region overlays and region-level differential-expression plots."""
+"""Plotting: region overlays, nuclei overlays and densities, region-level differential-expression plots."""
 
 import lazy_loader as lazy
 

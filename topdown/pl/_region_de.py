@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from .._files import atomic_path, output_file
 from ..errors import InputError
+from ._figure import finish
 
 UP, DOWN, NS = "#c0392b", "#2e6fbd", "#b0b0b0"
 
@@ -26,19 +26,6 @@ def _table(res) -> pd.DataFrame:
     if not need.issubset(df.columns):
         raise InputError(f"the results table lacks columns {sorted(need - set(df.columns))}; pass td.tl.region_de output.")
     return df
-
-
-def _finish(fig, axes, show: bool | None, save: str | os.PathLike | None):
-    import matplotlib.pyplot as plt
-
-    if save:
-        path = output_file(save)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    if show if show is not None else plt.isinteractive():
-        plt.show()
-        return None  # scanpy's convention: a shown figure is not returned
-    return axes
 
 
 def _suffix(df: pd.DataFrame) -> str:
@@ -121,7 +108,7 @@ def region_de(res, region: str | None = None, *, padj: float = 0.05, lfc: float 
         d = df[df["region"].astype(str) == reg]
         _volcano(a, d, padj, lfc, n_labels, f"{reg}{_suffix(df)}")
     fig.tight_layout()
-    return _finish(fig, axes[0] if len(axes) == 1 else axes, show, save)
+    return finish(fig, axes[0] if len(axes) == 1 else axes, show, save)
 
 
 def _top_genes(df: pd.DataFrame, n_top: int, padj: float) -> list[str]:
@@ -206,7 +193,7 @@ def region_de_heatmap(res, adata=None, *, n_top: int = 5, padj: float = 0.05, ax
     ax.set_xticks(range(mat.shape[1]), [str(c) for c in mat.columns], rotation=60, ha="right", fontsize=7)
     ax.figure.colorbar(im, ax=ax, label=label, shrink=0.6)
     ax.set_title(f"top {n_top} genes per region{_suffix(df)}", fontsize=9)
-    return _finish(ax.figure, ax, show, save)
+    return finish(ax.figure, ax, show, save)
 
 
 def region_de_counts(res, *, padj: float = 0.05, lfc: float = 0.0, ax=None, show: bool | None = None,
@@ -247,4 +234,4 @@ def region_de_counts(res, *, padj: float = 0.05, lfc: float = 0.0, ax=None, show
     ax.set_ylabel(f"DE genes (padj < {padj:g})")
     ax.set_title(f"DE genes per region{_suffix(df)}", fontsize=9)
     ax.legend(frameon=False, fontsize=8)
-    return _finish(ax.figure, ax, show, save)
+    return finish(ax.figure, ax, show, save)
