@@ -157,6 +157,12 @@ def test_bad_inputs_are_refused(model):
         td.seg.nuclei(img, model, pixel_size_um=PX, precision="fp16")
     with pytest.raises(InputError, match="progress must be True or False"):
         td.seg.nuclei(img, model, pixel_size_um=PX, progress=1)
+    # a nucleus model given where a region model belongs: the error says what to use instead
+    with pytest.raises(InputError, match=r"is a nucleus model .*td.seg.segment takes region models. Find nuclei "
+                                         r"with td.seg.nuclei"):
+        td.seg.segment(img, model, pixel_size_um=PX)
+    with pytest.raises(InputError, match=r"is a nucleus model .*td.seg.adapt takes region models"):
+        td.seg.adapt(model, [img], PX, progress=False)
     he = np.full((96, 96, 3), (235, 200, 225), np.uint8)  # pink ground ...
     he[30:50, 30:50] = (90, 60, 160)  # ... and a purple nucleus: an H&E image
     with pytest.raises(InputError, match="brightfield"):

@@ -30,6 +30,7 @@ from .image import ImageSource
 from .infer import predict, require_flag
 from .layers import LayerPrior, apply_layer_prior
 from .loop import IGNORE, balanced_class_weights, lr_at, optimiser_step, pick_device
+from .nucleus_designs import refuse_nucleus_model
 from .target import TargetImage, load_targets
 
 #: the methods :func:`adapt` knows
@@ -190,6 +191,8 @@ def adapt(model, images, pixel_size_um=None, *, method: str = "pseudo_label", st
     _check_settings(steps=steps, lr=lr, batch_size=batch_size, crop=crop, keep=keep, min_confidence=min_confidence,
                     entropy_weight=entropy_weight)
     base = load(model)
+    refuse_nucleus_model(base, "td.seg.adapt", "Self-training on a nucleus model's own distance bins cuts nuclei "
+                         "apart (real MERFISH crop: F1 0.625 -> 0.42-0.53, docs/nuclei/README.md); use it as shipped.")
     device = pick_device(device)
     targets = load_targets(images, pixel_size_um, base.pixel_size_um, base.modality, flag="pixel_size_um (--pixel-size)")
     tuned = copy.deepcopy(base).to(device)

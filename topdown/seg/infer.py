@@ -395,11 +395,13 @@ def segment(image, model, pixel_size_um: float | str | None = None, *, scalefact
     from .checkpoint import load
     from .layers import LayerPrior
     from .loop import pick_device
+    from .nucleus_designs import refuse_nucleus_model
 
     require_flag("adapt_norm", adapt_norm)
     require_flag("tta", tta)
     device = pick_device(device)
     model = load(model, device=device)
+    refuse_nucleus_model(model, "td.seg.segment", "Find nuclei with td.seg.nuclei (CLI: topdown nuclei).")
     prior = _at_spot_scale(LayerPrior.resolve(layer_prior, model), spot_diameter_um)  # resolved once, here
     src = open_image(image, background=model.background_value)
     scale = _image_scale(image, src, model, pixel_size_um, scalefactors, image_kind)

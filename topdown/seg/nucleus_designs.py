@@ -16,6 +16,19 @@ from .nucleus_target import NUCLEUS_CLASSES, nucleus_target
 DESIGNS = {"distance": (NUCLEUS_CLASSES, nucleus_target), "steps": (STEP_CLASSES, step_target)}
 
 
+def refuse_nucleus_model(model, task: str, instead: str) -> None:
+    """An InputError when ``model`` (a SegModel) is a nucleus model, which ``task`` does not take.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> refuse_nucleus_model(SimpleNamespace(classes=("outside", "cortex")), "segment", "")  # a region model: passes
+    """
+    if any(tuple(model.classes) == names for names, _ in DESIGNS.values()):
+        raise InputError(f"model '{model.name}' is a nucleus model (classes {', '.join(model.classes)}); "
+                         f"{task} takes region models. {instead}")
+
+
 def design_of(classes) -> str:
     """The design (key of :data:`DESIGNS`) whose classes are ``classes``, or an InputError.
 
