@@ -61,7 +61,7 @@ def nuclei_density(table: pd.DataFrame, results: pd.DataFrame | None = None, *, 
     reference
         Condition plotted first (default: ``results``' reference, else sorted order).
     show, save, dpi
-        Show the figure (default: when not saving and matplotlib is interactive); write it
+        Show the figure (default: when matplotlib is interactive, as in a notebook); write it
         (PNG, PDF, SVG); resolution.
 
     Returns
