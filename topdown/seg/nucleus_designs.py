@@ -16,6 +16,11 @@ from .nucleus_target import NUCLEUS_CLASSES, nucleus_target
 DESIGNS = {"distance": (NUCLEUS_CLASSES, nucleus_target), "steps": (STEP_CLASSES, step_target)}
 
 
+def _design_name(classes) -> str | None:
+    """The design whose classes are ``classes``, or ``None`` (a region model's classes)."""
+    return next((name for name, (names, _) in DESIGNS.items() if tuple(classes) == names), None)
+
+
 def refuse_nucleus_model(model, task: str, instead: str) -> None:
     """An InputError when ``model`` (a SegModel) is a nucleus model, which ``task`` does not take.
 
@@ -24,7 +29,7 @@ def refuse_nucleus_model(model, task: str, instead: str) -> None:
     >>> from types import SimpleNamespace
     >>> refuse_nucleus_model(SimpleNamespace(classes=("outside", "cortex")), "segment", "")  # a region model: passes
     """
-    if any(tuple(model.classes) == names for names, _ in DESIGNS.values()):
+    if _design_name(model.classes) is not None:
         raise InputError(f"model '{model.name}' is a nucleus model (classes {', '.join(model.classes)}); "
                          f"{task} takes region models. {instead}")
 
@@ -37,8 +42,8 @@ def design_of(classes) -> str:
     >>> design_of(NUCLEUS_CLASSES), design_of(STEP_CLASSES)
     ('distance', 'steps')
     """
-    for name, (names, _) in DESIGNS.items():
-        if tuple(classes) == names:
-            return name
+    name = _design_name(classes)
+    if name is not None:
+        return name
     raise InputError(f"classes {list(classes)[:4]}... are not those of a nucleus model "
                      f"(designs: {', '.join(DESIGNS)}); use a checkpoint from td.seg.train_nuclei.")
